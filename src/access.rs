@@ -1,0 +1,290 @@
+//! Guest accesses as the kernel performs them: the two-phase logical access (translate
+//! every page, then move data page by page with key checks, §5.8), its CHECK_ONLY
+//! variant (§5.9), the absolute access and its check (§6) and the absolute
+//! compare-and-swap (§7). Reference and change bits of accessed frames are set here,
+//! after each page is moved (§10.3).
+#![forbid(unsafe_code)]
+
+use crate::addr::{AbsoluteAddress, PAGE_SIZE};
+use crate::dat::art::ArtTrace;
+use crate::exception::{
+    AccessError, AccessMode, Errno, ProgramInterruption, ProgramInterruptionCode as Pgm,
+    ProtectionType,
+};
+use crate::keys::{AccessKey, StorageKey};
+use crate::protection::{Overrides, fetch_protection_override_applies};
+use crate::storage::CompareExchange;
+use crate::translate::{
+    MAX_PAGES, effective_address, exception_context, range_to_gpas, select_asce,
+};
+use crate::vcpu::Vcpu;
+use crate::vm::Vm;
+
+/// The buffer of a logical or absolute access: the destination of a fetch or the
+/// source of a store.
+#[derive(Debug)]
+pub enum Buffer<'a> {
+    /// Fetch into this buffer.
+    Fetch(&'a mut [u8]),
+    /// Store from this buffer.
+    Store(&'a [u8]),
+}
+
+impl Buffer<'_> {
+    /// The access mode.
+    pub fn mode(&self) -> AccessMode {
+        match self {
+            Buffer::Fetch(_) => AccessMode::Fetch,
+            Buffer::Store(_) => AccessMode::Store,
+        }
+    }
+    /// The byte count.
+    pub fn len(&self) -> usize {
+        match self {
+            Buffer::Fetch(b) => b.len(),
+            Buffer::Store(b) => b.len(),
+        }
+    }
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Move one fragment between guest storage and the buffer at `done..done+len`, then
+/// set R (and C for a store) on the frame: what the host CPU's access does (§10.3).
+fn move_fragment(vm: &Vm, gpa: AbsoluteAddress, buf: &mut Buffer<'_>, done: usize, len: usize) -> Result<(), Pgm> {
+    let s = vm.storage();
+    let r = match buf {
+        Buffer::Fetch(b) => s.read(gpa, &mut b[done..done + len]),
+        Buffer::Store(b) => s.write(gpa, &b[done..done + len]),
+    };
+    r.map_err(|_| Pgm::ADDRESSING)?;
+    let bits = match buf {
+        Buffer::Fetch(_) => StorageKey::REFERENCE,
+        Buffer::Store(_) => StorageKey::REFERENCE | StorageKey::CHANGE,
+    };
+    s.mark(gpa, bits);
+    Ok(())
+}
+
+/// `access_guest_with_key` (§5.4, §5.8): a logical fetch or store of `buf.len()` bytes
+/// at logical address `gaddr` through access register `ar` with access key `key`.
+///
+/// All pages are translated first (LAP, DAT, DAT protection, addressing), so those
+/// exceptions leave storage untouched; then data moves page by page with the key check
+/// (fetch-protection override, storage-protection override), so a key failure on a
+/// later page leaves earlier pages moved and, for a store, terminates (§9.4). On an
+/// exception the contents of a fetch buffer are unspecified (the ioctl layer reads into
+/// a scratch buffer and leaves the user's unchanged).
+pub fn access_logical(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    gaddr: u64,
+    ar: u8,
+    mut buf: Buffer<'_>,
+    key: AccessKey,
+) -> Result<(), AccessError> {
+    let len = buf.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mode = buf.mode();
+    let ga = effective_address(vcpu, gaddr).0;
+    let asce = select_asce(vm, vcpu, ga, ar, mode, &mut ArtTrace::default())?;
+    let nr_pages = (((ga & 0xFFF) + len as u64 - 1) >> 12) as usize + 1;
+    if nr_pages > MAX_PAGES {
+        // The ioctl never gets here (size <= 64 KiB); library callers get -E2BIG.
+        return Err(Errno::E2big.into());
+    }
+    let overrides = Overrides::for_access(vcpu, mode, asce.private());
+
+    // Phase 1: translate every page with key 0 (no key check, §5.4).
+    let mut gpas = [AbsoluteAddress(0); MAX_PAGES];
+    let mut n = 0;
+    range_to_gpas(vm, vcpu, ga, ar, len as u64, asce, mode, AccessKey::ZERO, |a| {
+        gpas[n] = a;
+        n += 1;
+    })?;
+
+    // Phase 2: move data page by page (§5.8).
+    let mut ga = ga;
+    let mut done = 0usize;
+    for (idx, &gpa) in gpas[..n].iter().enumerate() {
+        let frag = (PAGE_SIZE - gpa.page_offset()).min((len - done) as u64) as usize;
+        let r = move_page_with_key(vm, &overrides, gpa, ga, &mut buf, done, frag, key);
+        if let Err(code) = r {
+            let terminate = mode == AccessMode::Store && idx > 0;
+            let prot = if code == Pgm::PROTECTION {
+                ProtectionType::KeyControlled
+            } else {
+                ProtectionType::Dummy
+            };
+            return Err(AccessError::Program(ProgramInterruption::new(
+                code,
+                &exception_context(vcpu, ga, ar, mode),
+                prot,
+                terminate,
+            )));
+        }
+        done += frag;
+        ga = effective_address(vcpu, ga.wrapping_add(frag as u64)).0;
+    }
+    Ok(())
+}
+
+/// One page of the data phase: the FPO path without a key, the keyed access, and the
+/// key-9 retry under SPO (§5.8). The three give the vCPU key rule's verdict (§8.3).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn move_page_with_key(
+    vm: &Vm,
+    overrides: &Overrides,
+    gpa: AbsoluteAddress,
+    ga: u64,
+    buf: &mut Buffer<'_>,
+    done: usize,
+    frag: usize,
+    key: AccessKey,
+) -> Result<(), Pgm> {
+    let mode = buf.mode();
+    if !key.is_zero() && !(overrides.fpo && fetch_protection_override_applies(ga, frag as u64)) {
+        // Faulting the frame in comes first: outside memory is PGM 5 (§5.8).
+        let sk = vm.storage_key(gpa).map_err(|_| Pgm::ADDRESSING)?;
+        let permitted = key.permits(sk, mode)
+            || (overrides.spo && sk.acc() == StorageKey::SPO_ACC);
+        if !permitted {
+            return Err(Pgm::PROTECTION);
+        }
+    }
+    move_fragment(vm, gpa, buf, done, frag)
+}
+
+/// `check_gva_range` (§5.9): the CHECK_ONLY logical access. Per fragment: LAP,
+/// translation and the key check with the overrides; nothing is moved, only reference
+/// bits of tables read are set. Note the ASCE is selected with the raw `gaddr`
+/// (§5.10 item 3).
+pub fn check_logical(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    gaddr: u64,
+    ar: u8,
+    len: u64,
+    mode: AccessMode,
+    key: AccessKey,
+) -> Result<(), AccessError> {
+    let asce = select_asce(vm, vcpu, gaddr, ar, mode, &mut ArtTrace::default())?;
+    range_to_gpas(vm, vcpu, gaddr, ar, len, asce, mode, key, |_| {})
+}
+
+/// `access_guest_abs_with_key` (§6.1): per 4 KiB fragment, fault-in (PGM 5 outside
+/// memory), the basic key rule (PGM 4), the move. No pre-check: earlier fragments stay
+/// moved when a later one fails. Addresses wrap at 2^64.
+pub fn access_absolute(
+    vm: &Vm,
+    gpa: u64,
+    mut buf: Buffer<'_>,
+    key: AccessKey,
+) -> Result<(), Pgm> {
+    let mode = buf.mode();
+    let len = buf.len();
+    let mut gpa = gpa;
+    let mut done = 0usize;
+    while done < len {
+        let frag = (PAGE_SIZE - (gpa & 0xFFF)).min((len - done) as u64) as usize;
+        let a = AbsoluteAddress(gpa);
+        let sk = vm.storage_key(a).map_err(|_| Pgm::ADDRESSING)?;
+        if !key.permits(sk, mode) {
+            return Err(Pgm::PROTECTION);
+        }
+        move_fragment(vm, a, &mut buf, done, frag)?;
+        done += frag;
+        gpa = gpa.wrapping_add(frag as u64);
+    }
+    Ok(())
+}
+
+/// `check_gpa_range` (§6.2, newest kernel): per fragment, the key lookup (PGM 5
+/// outside memory, even for key 0), then the basic key rule (PGM 4).
+pub fn check_absolute(vm: &Vm, gpa: u64, len: u64, mode: AccessMode, key: AccessKey) -> Result<(), Pgm> {
+    let mut gpa = gpa;
+    let mut left = len;
+    while left > 0 {
+        let frag = (PAGE_SIZE - (gpa & 0xFFF)).min(left);
+        let sk = vm.storage_key(AbsoluteAddress(gpa)).map_err(|_| Pgm::ADDRESSING)?;
+        if !key.permits(sk, mode) {
+            return Err(Pgm::PROTECTION);
+        }
+        left -= frag;
+        gpa = gpa.wrapping_add(frag);
+    }
+    Ok(())
+}
+
+/// The pre-rewrite CHECK_ONLY absolute check (§6.3, `linux-6.3` profile): the first
+/// byte must be in memory; then per fragment key 0 passes without a memslot check,
+/// other keys need memory and pass the basic rule.
+pub fn check_absolute_pre_rewrite(
+    vm: &Vm,
+    gpa: u64,
+    len: u64,
+    mode: AccessMode,
+    key: AccessKey,
+) -> Result<(), Pgm> {
+    if !vm.storage().in_memory(AbsoluteAddress(gpa)) {
+        return Err(Pgm::ADDRESSING);
+    }
+    if key.is_zero() {
+        return Ok(());
+    }
+    check_absolute(vm, gpa, len, mode, key)
+}
+
+/// `cmpxchg_guest_abs_with_key` (§7): compare the `old.len()` bytes at `gpa` with
+/// `old` and, if equal, store `new`, with access key `key`. `old` is rewritten as the
+/// kernel rewrites its copy: with the current value on an unequal compare, with zeros
+/// on key protection, unchanged otherwise. Returns whether the exchange happened.
+///
+/// Key rule: fetch and store with the key, so key 0 or key == ACC only; a
+/// store-protected operand fails even when the compare would be unequal (§13.1 Q3).
+/// R is set on any permitted access, C only when the exchange happened.
+pub fn cmpxchg_absolute(
+    vm: &Vm,
+    gpa: u64,
+    old: &mut [u8],
+    new: &[u8],
+    key: AccessKey,
+) -> Result<bool, AccessError> {
+    let len = old.len();
+    if len > 16 || len != new.len() {
+        return Err(Errno::Einval.into());
+    }
+    // `IS_ALIGNED(gpa, len)`: right for powers of two only (§6.4, §7 step 1).
+    if gpa & (len as u64).wrapping_sub(1) != 0 {
+        return Err(Errno::Einval.into());
+    }
+    let a = AbsoluteAddress(gpa);
+    let sk = vm.storage_key(a).map_err(|_| AccessError::bare(Pgm::ADDRESSING))?;
+    if !matches!(len, 1 | 2 | 4 | 8 | 16) {
+        return Err(Errno::Einval.into());
+    }
+    if !(key.is_zero() || key.value() == sk.acc()) {
+        // The primitive's fetch faulted: tmp = 0 is copied to `old` (§7).
+        old.fill(0);
+        return Err(AccessError::bare(Pgm::PROTECTION));
+    }
+    match vm.storage().compare_exchange(a, old, new) {
+        Ok(Some(CompareExchange::Exchanged)) => {
+            vm.storage().mark(a, StorageKey::REFERENCE | StorageKey::CHANGE);
+            Ok(true)
+        }
+        Ok(Some(CompareExchange::Unequal(current))) => {
+            vm.storage().mark(a, StorageKey::REFERENCE);
+            old.copy_from_slice(&current[..len]);
+            Ok(false)
+        }
+        // Size and alignment were checked above, and the frame is in memory.
+        Ok(None) => Err(Errno::Einval.into()),
+        Err(_) => Err(AccessError::bare(Pgm::ADDRESSING)),
+    }
+}
