@@ -19,5 +19,6 @@ pub mod protection;
 pub mod dat;
 pub mod translate;
 pub mod access;
+pub mod tprot;
 pub mod memop;
 pub mod scenario;
