@@ -53,7 +53,13 @@ impl Buffer<'_> {
 
 /// Move one fragment between guest storage and the buffer at `done..done+len`, then
 /// set R (and C for a store) on the frame: what the host CPU's access does (§10.3).
-fn move_fragment(vm: &Vm, gpa: AbsoluteAddress, buf: &mut Buffer<'_>, done: usize, len: usize) -> Result<(), Pgm> {
+fn move_fragment(
+    vm: &Vm,
+    gpa: AbsoluteAddress,
+    buf: &mut Buffer<'_>,
+    done: usize,
+    len: usize,
+) -> Result<(), Pgm> {
     let s = vm.storage();
     let r = match buf {
         Buffer::Fetch(b) => s.read(gpa, &mut b[done..done + len]),
@@ -102,10 +108,20 @@ pub fn access_logical(
     // Phase 1: translate every page with key 0 (no key check, §5.4).
     let mut gpas = [AbsoluteAddress(0); MAX_PAGES];
     let mut n = 0;
-    range_to_gpas(vm, vcpu, ga, ar, len as u64, asce, mode, AccessKey::ZERO, |a| {
-        gpas[n] = a;
-        n += 1;
-    })?;
+    range_to_gpas(
+        vm,
+        vcpu,
+        ga,
+        ar,
+        len as u64,
+        asce,
+        mode,
+        AccessKey::ZERO,
+        |a| {
+            gpas[n] = a;
+            n += 1;
+        },
+    )?;
 
     // Phase 2: move data page by page (§5.8).
     let mut ga = ga;
@@ -148,11 +164,11 @@ fn move_page_with_key(
     key: AccessKey,
 ) -> Result<(), Pgm> {
     let mode = buf.mode();
-    if !key.is_zero() && !(overrides.fpo && fetch_protection_override_applies(ga, frag as u64)) {
+    let fpo_path = overrides.fpo && fetch_protection_override_applies(ga, frag as u64);
+    if !(key.is_zero() || fpo_path) {
         // Faulting the frame in comes first: outside memory is PGM 5 (§5.8).
         let sk = vm.storage_key(gpa).map_err(|_| Pgm::ADDRESSING)?;
-        let permitted = key.permits(sk, mode)
-            || (overrides.spo && sk.acc() == StorageKey::SPO_ACC);
+        let permitted = key.permits(sk, mode) || (overrides.spo && sk.acc() == StorageKey::SPO_ACC);
         if !permitted {
             return Err(Pgm::PROTECTION);
         }
@@ -180,12 +196,7 @@ pub fn check_logical(
 /// `access_guest_abs_with_key` (§6.1): per 4 KiB fragment, fault-in (PGM 5 outside
 /// memory), the basic key rule (PGM 4), the move. No pre-check: earlier fragments stay
 /// moved when a later one fails. Addresses wrap at 2^64.
-pub fn access_absolute(
-    vm: &Vm,
-    gpa: u64,
-    mut buf: Buffer<'_>,
-    key: AccessKey,
-) -> Result<(), Pgm> {
+pub fn access_absolute(vm: &Vm, gpa: u64, mut buf: Buffer<'_>, key: AccessKey) -> Result<(), Pgm> {
     let mode = buf.mode();
     let len = buf.len();
     let mut gpa = gpa;
@@ -206,12 +217,20 @@ pub fn access_absolute(
 
 /// `check_gpa_range` (§6.2, newest kernel): per fragment, the key lookup (PGM 5
 /// outside memory, even for key 0), then the basic key rule (PGM 4).
-pub fn check_absolute(vm: &Vm, gpa: u64, len: u64, mode: AccessMode, key: AccessKey) -> Result<(), Pgm> {
+pub fn check_absolute(
+    vm: &Vm,
+    gpa: u64,
+    len: u64,
+    mode: AccessMode,
+    key: AccessKey,
+) -> Result<(), Pgm> {
     let mut gpa = gpa;
     let mut left = len;
     while left > 0 {
         let frag = (PAGE_SIZE - (gpa & 0xFFF)).min(left);
-        let sk = vm.storage_key(AbsoluteAddress(gpa)).map_err(|_| Pgm::ADDRESSING)?;
+        let sk = vm
+            .storage_key(AbsoluteAddress(gpa))
+            .map_err(|_| Pgm::ADDRESSING)?;
         if !key.permits(sk, mode) {
             return Err(Pgm::PROTECTION);
         }
@@ -264,7 +283,9 @@ pub fn cmpxchg_absolute(
         return Err(Errno::Einval.into());
     }
     let a = AbsoluteAddress(gpa);
-    let sk = vm.storage_key(a).map_err(|_| AccessError::bare(Pgm::ADDRESSING))?;
+    let sk = vm
+        .storage_key(a)
+        .map_err(|_| AccessError::bare(Pgm::ADDRESSING))?;
     if !matches!(len, 1 | 2 | 4 | 8 | 16) {
         return Err(Errno::Einval.into());
     }
@@ -275,7 +296,8 @@ pub fn cmpxchg_absolute(
     }
     match vm.storage().compare_exchange(a, old, new) {
         Ok(Some(CompareExchange::Exchanged)) => {
-            vm.storage().mark(a, StorageKey::REFERENCE | StorageKey::CHANGE);
+            vm.storage()
+                .mark(a, StorageKey::REFERENCE | StorageKey::CHANGE);
             Ok(true)
         }
         Ok(Some(CompareExchange::Unequal(current))) => {

@@ -96,6 +96,9 @@ mod tests {
         let a = AbsoluteAddress(0x1234_5678);
         assert_eq!(a.frame(), 0x12345);
         assert_eq!(a.page_offset(), 0x678);
-        assert_eq!(AbsoluteAddress(u64::MAX).wrapping_add(1), AbsoluteAddress(0));
+        assert_eq!(
+            AbsoluteAddress(u64::MAX).wrapping_add(1),
+            AbsoluteAddress(0)
+        );
     }
 }

@@ -164,7 +164,11 @@ impl Teid {
     }
     /// Bits (56, 60, 61), the ESOP-2 protection code.
     pub const fn protection_bits(self) -> (bool, bool, bool) {
-        (self.0 & Self::B56 != 0, self.0 & Self::B60 != 0, self.0 & Self::B61 != 0)
+        (
+            self.0 & Self::B56 != 0,
+            self.0 & Self::B60 != 0,
+            self.0 & Self::B61 != 0,
+        )
     }
     /// The ESOP-2 reading of bits 56/60/61, for humans.
     pub const fn protection_meaning(self) -> &'static str {
@@ -237,9 +241,16 @@ impl ProgramInterruption {
         prot: ProtectionType,
         terminate: bool,
     ) -> Self {
-        let mut info = PgmInfo { code: code.0, ..PgmInfo::default() };
+        let mut info = PgmInfo {
+            code: code.0,
+            ..PgmInfo::default()
+        };
         if code.records_teid_address() {
-            let fsi = if ctx.mode.is_store() { Teid::FSI_STORE } else { Teid::FSI_FETCH };
+            let fsi = if ctx.mode.is_store() {
+                Teid::FSI_STORE
+            } else {
+                Teid::FSI_FETCH
+            };
             let mut teid = (ctx.address.0 & Teid::ADDRESS_MASK)
                 | (fsi << Teid::FSI_SHIFT)
                 | (ctx.psw_as as u64 & Teid::AS_MASK);
@@ -264,7 +275,13 @@ impl ProgramInterruption {
     /// A bare code with an otherwise zero record (PGM 5, 0x12, 0x28 and codes not
     /// tied to an address).
     pub fn bare(code: ProgramInterruptionCode) -> Self {
-        Self { code, info: PgmInfo { code: code.0, ..PgmInfo::default() } }
+        Self {
+            code,
+            info: PgmInfo {
+                code: code.0,
+                ..PgmInfo::default()
+            },
+        }
     }
 }
 
@@ -273,7 +290,12 @@ mod tests {
     use super::*;
 
     fn ctx(mode: AccessMode) -> ExceptionContext {
-        ExceptionContext { address: EffectiveAddress(0x1234_5678), ar: 3, mode, psw_as: 2 }
+        ExceptionContext {
+            address: EffectiveAddress(0x1234_5678),
+            ar: 3,
+            mode,
+            psw_as: 2,
+        }
     }
 
     // §9.3: protection types set bits 56/60/61; termination clears them.
@@ -282,8 +304,14 @@ mod tests {
         let p = ProgramInterruptionCode::PROTECTION;
         let c = ctx(AccessMode::Store);
         let t = |prot, term| ProgramInterruption::new(p, &c, prot, term).info.teid.0;
-        assert_eq!(t(ProtectionType::LowAddress, false), 0x1234_5000 | 0x400 | 0x80 | 2);
-        assert_eq!(t(ProtectionType::KeyControlled, false), 0x1234_5000 | 0x400 | 0x8 | 2);
+        assert_eq!(
+            t(ProtectionType::LowAddress, false),
+            0x1234_5000 | 0x400 | 0x80 | 2
+        );
+        assert_eq!(
+            t(ProtectionType::KeyControlled, false),
+            0x1234_5000 | 0x400 | 0x8 | 2
+        );
         assert_eq!(t(ProtectionType::AccessListControlled, false), 0x1234_540e);
         assert_eq!(t(ProtectionType::Dat, false), 0x1234_5406);
         assert_eq!(t(ProtectionType::InstructionExecution, false), 0x1234_5486);
@@ -317,7 +345,13 @@ mod tests {
                 ProtectionType::Dummy,
                 false,
             );
-            assert_eq!(e.info, PgmInfo { code, ..PgmInfo::default() });
+            assert_eq!(
+                e.info,
+                PgmInfo {
+                    code,
+                    ..PgmInfo::default()
+                }
+            );
         }
     }
 }

@@ -24,7 +24,11 @@ impl StorageKey {
     pub const fn new(acc: u8, fetch_protected: bool, referenced: bool, changed: bool) -> Self {
         Self(
             ((acc & 0xF) << 4)
-                | if fetch_protected { Self::FETCH_PROTECTION } else { 0 }
+                | if fetch_protected {
+                    Self::FETCH_PROTECTION
+                } else {
+                    0
+                }
                 | if referenced { Self::REFERENCE } else { 0 }
                 | if changed { Self::CHANGE } else { 0 },
         )
@@ -111,7 +115,10 @@ mod tests {
     #[test]
     fn key_fields() {
         let s = StorageKey(0x9e);
-        assert_eq!((s.acc(), s.fetch_protected(), s.referenced(), s.changed()), (9, true, true, true));
+        assert_eq!(
+            (s.acc(), s.fetch_protected(), s.referenced(), s.changed()),
+            (9, true, true, true)
+        );
         assert_eq!(StorageKey::new(1, true, false, true), StorageKey(0x1a));
     }
 }

@@ -8,17 +8,17 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod addr;
-#[allow(unsafe_code)]
-pub mod storage;
-pub mod vcpu;
+pub mod dat;
 pub mod exception;
 pub mod keys;
-pub mod vm;
-pub mod protection;
-pub mod dat;
-pub mod translate;
-pub mod access;
-pub mod tprot;
 pub mod memop;
+pub mod protection;
 pub mod scenario;
+#[allow(unsafe_code)]
+pub mod storage;
+pub mod tprot;
+pub mod translate;
+pub mod vcpu;
+pub mod vm;

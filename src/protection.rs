@@ -135,9 +135,18 @@ mod tests {
     fn vcpu_key_rule() {
         let k2 = AccessKey::new(2).unwrap();
         let acc9f = StorageKey::new(9, true, false, false);
-        let none = Overrides { fpo: false, spo: false };
-        let fpo = Overrides { fpo: true, spo: false };
-        let spo = Overrides { fpo: false, spo: true };
+        let none = Overrides {
+            fpo: false,
+            spo: false,
+        };
+        let fpo = Overrides {
+            fpo: true,
+            spo: false,
+        };
+        let spo = Overrides {
+            fpo: false,
+            spo: true,
+        };
         assert!(!none.permits(k2, acc9f, AccessMode::Fetch, 0, 8));
         assert!(fpo.permits(k2, acc9f, AccessMode::Fetch, 0, 8));
         assert!(!fpo.permits(k2, acc9f, AccessMode::Fetch, 0, 4096));

@@ -22,7 +22,9 @@ pub enum StorageError {
         start: u64,
     },
     /// Start or size not a multiple of 4 KiB.
-    #[error("memslot {start:#x}+{size:#x} is not 4 KiB aligned; start and size must be multiples of 0x1000")]
+    #[error(
+        "memslot {start:#x}+{size:#x} is not 4 KiB aligned; start and size must be multiples of 0x1000"
+    )]
     Unaligned {
         /// Start of the slot.
         start: u64,
@@ -83,7 +85,11 @@ struct Memslot {
 }
 
 fn anonymous_map(len: u64, start: u64, size: u64) -> Result<MmapRaw, StorageError> {
-    let err = |reason: String| StorageError::Map { start, size, reason };
+    let err = |reason: String| StorageError::Map {
+        start,
+        size,
+        reason,
+    };
     let len = usize::try_from(len).map_err(|_| err("larger than the host address space".into()))?;
     MmapOptions::new()
         .len(len)
@@ -103,7 +109,9 @@ impl Memslot {
         debug_assert!(self.contains(addr));
         // The offset is below `size`, which was mapped in full, so the pointer stays
         // inside the map; `wrapping_add` keeps this safe code.
-        self.data.as_mut_ptr().wrapping_add((addr - self.start) as usize)
+        self.data
+            .as_mut_ptr()
+            .wrapping_add((addr - self.start) as usize)
     }
 
     fn key_cell(&self, addr: u64) -> &AtomicU8 {
@@ -152,7 +160,12 @@ impl GuestStorage {
         for w in sorted.windows(2) {
             let ((a_start, a_size), (b_start, b_size)) = (w[0], w[1]);
             if b_start - a_start < a_size {
-                return Err(StorageError::Overlap { a_start, a_size, b_start, b_size });
+                return Err(StorageError::Overlap {
+                    a_start,
+                    a_size,
+                    b_start,
+                    b_size,
+                });
             }
         }
         let slots = sorted
@@ -216,15 +229,15 @@ impl GuestStorage {
         {
             // SAFETY: the whole range lies in this slot's live map (checked above) and
             // cannot overlap `buf`, which is ordinary host memory.
-            unsafe { core::ptr::copy_nonoverlapping(s.byte_ptr(addr.0), buf.as_mut_ptr(), buf.len()) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(s.byte_ptr(addr.0), buf.as_mut_ptr(), buf.len())
+            };
             return Ok(());
         }
         let mut done = 0;
         for (s, a, n) in self.pieces(addr.0, buf.len())? {
             // SAFETY: `pieces` returned a range inside this slot's live map.
-            unsafe {
-                core::ptr::copy_nonoverlapping(s.byte_ptr(a), buf[done..].as_mut_ptr(), n)
-            };
+            unsafe { core::ptr::copy_nonoverlapping(s.byte_ptr(a), buf[done..].as_mut_ptr(), n) };
             done += n;
         }
         Ok(())
@@ -237,7 +250,9 @@ impl GuestStorage {
             && (s.size - (addr.0 - s.start)) >= data.len() as u64
         {
             // SAFETY: the whole range lies in this slot's live map (checked above).
-            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), s.byte_ptr(addr.0), data.len()) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(data.as_ptr(), s.byte_ptr(addr.0), data.len())
+            };
             return Ok(());
         }
         let mut done = 0;
@@ -291,7 +306,10 @@ impl GuestStorage {
             let cell = s.key_cell(addr.0);
             // Skip the locked RMW when the bits are already there (the common case).
             if cell.load(Ordering::Relaxed) & bits != bits {
-                cell.fetch_or(bits & (StorageKey::REFERENCE | StorageKey::CHANGE), Ordering::Relaxed);
+                cell.fetch_or(
+                    bits & (StorageKey::REFERENCE | StorageKey::CHANGE),
+                    Ordering::Relaxed,
+                );
             }
         }
     }
@@ -335,7 +353,10 @@ impl GuestStorage {
         new: &[u8],
     ) -> Result<Option<CompareExchange>, NotInMemory> {
         let len = old.len();
-        if len != new.len() || !matches!(len, 1 | 2 | 4 | 8 | 16) || addr.0 % len as u64 != 0 {
+        if len != new.len()
+            || !matches!(len, 1 | 2 | 4 | 8 | 16)
+            || !addr.0.is_multiple_of(len as u64)
+        {
             return Ok(None);
         }
         let s = self.slot(addr.0).ok_or(NotInMemory(addr))?;
@@ -383,8 +404,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_layouts() {
-        assert!(matches!(GuestStorage::new(&[(0, 0)]), Err(StorageError::EmptySlot { .. })));
-        assert!(matches!(GuestStorage::new(&[(1, 4096)]), Err(StorageError::Unaligned { .. })));
+        assert!(matches!(
+            GuestStorage::new(&[(0, 0)]),
+            Err(StorageError::EmptySlot { .. })
+        ));
+        assert!(matches!(
+            GuestStorage::new(&[(1, 4096)]),
+            Err(StorageError::Unaligned { .. })
+        ));
         assert!(matches!(
             GuestStorage::new(&[(0, 0x2000), (0x1000, 0x1000)]),
             Err(StorageError::Overlap { .. })
@@ -403,11 +430,15 @@ mod tests {
         let s = GuestStorage::new(&[(0, 0x2000), (0x10000, 0x1000)]).unwrap();
         assert!(s.in_memory(AbsoluteAddress(0x1fff)));
         assert!(!s.in_memory(AbsoluteAddress(0x2000)));
-        s.write_u64(AbsoluteAddress(0x10008), 0x0102_0304_0506_0708).unwrap();
+        s.write_u64(AbsoluteAddress(0x10008), 0x0102_0304_0506_0708)
+            .unwrap();
         let mut b = [0u8; 2];
         s.read(AbsoluteAddress(0x10008), &mut b).unwrap();
         assert_eq!(b, [1, 2]);
-        assert_eq!(s.read_u64(AbsoluteAddress(0x1ffc)), Err(NotInMemory(AbsoluteAddress(0x2000))));
+        assert_eq!(
+            s.read_u64(AbsoluteAddress(0x1ffc)),
+            Err(NotInMemory(AbsoluteAddress(0x2000)))
+        );
         // A failed write changes nothing.
         assert!(s.write(AbsoluteAddress(0x1ffe), &[9; 4]).is_err());
         assert_eq!(s.read_u32(AbsoluteAddress(0x1ffc)).unwrap(), 0);
@@ -430,14 +461,25 @@ mod tests {
             let a = AbsoluteAddress(0x10);
             let old = vec![0xaa; len];
             let new = vec![0x55; len];
-            assert_eq!(s.compare_exchange(a, &old, &new).unwrap(), Some(CompareExchange::Exchanged));
+            assert_eq!(
+                s.compare_exchange(a, &old, &new).unwrap(),
+                Some(CompareExchange::Exchanged)
+            );
             let r = s.compare_exchange(a, &old, &new).unwrap();
             let mut expect = [0u8; 16];
             expect[..len].fill(0x55);
             assert_eq!(r, Some(CompareExchange::Unequal(expect)));
             s.write(a, &[0xaa; 16]).unwrap();
         }
-        assert_eq!(s.compare_exchange(AbsoluteAddress(0x11), &[0; 2], &[0; 2]).unwrap(), None);
-        assert_eq!(s.compare_exchange(AbsoluteAddress(0x10), &[0; 3], &[0; 3]).unwrap(), None);
+        assert_eq!(
+            s.compare_exchange(AbsoluteAddress(0x11), &[0; 2], &[0; 2])
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.compare_exchange(AbsoluteAddress(0x10), &[0; 3], &[0; 3])
+                .unwrap(),
+            None
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! gets for a logical address, or the program interruption made pending instead.
 #![forbid(unsafe_code)]
 
-use crate::exception::{AccessError, AccessMode, ProgramInterruption, ProgramInterruptionCode as Pgm};
+use crate::exception::{
+    AccessError, AccessMode, ProgramInterruption, ProgramInterruptionCode as Pgm,
+};
 use crate::keys::AccessKey;
 use crate::translate::translate_address_with_key;
 use crate::vcpu::Vcpu;
@@ -58,20 +60,40 @@ fn is_protection(r: &Result<crate::addr::AbsoluteAddress, AccessError>) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::StorageKey;
     use crate::addr::AbsoluteAddress;
+    use crate::keys::StorageKey;
 
     // §16 steps 4-5 with DAT off: key rule on a frame with ACC 3.
     #[test]
     fn condition_codes_by_key() {
         let vm = Vm::with_memory(0x10000).unwrap();
         let vcpu = Vcpu::new();
-        vm.set_storage_key(AbsoluteAddress(0x3000), StorageKey::new(3, false, false, false)).unwrap();
-        vm.set_storage_key(AbsoluteAddress(0x4000), StorageKey::new(3, true, false, false)).unwrap();
-        assert_eq!(test_protection(&vm, &vcpu, 0x3000, 0, 3), TprotOutcome::ConditionCode(0));
-        assert_eq!(test_protection(&vm, &vcpu, 0x3000, 0, 5), TprotOutcome::ConditionCode(1));
-        assert_eq!(test_protection(&vm, &vcpu, 0x4000, 0, 5), TprotOutcome::ConditionCode(2));
-        assert_eq!(test_protection(&vm, &vcpu, 0x4000, 0, 0), TprotOutcome::ConditionCode(0));
+        vm.set_storage_key(
+            AbsoluteAddress(0x3000),
+            StorageKey::new(3, false, false, false),
+        )
+        .unwrap();
+        vm.set_storage_key(
+            AbsoluteAddress(0x4000),
+            StorageKey::new(3, true, false, false),
+        )
+        .unwrap();
+        assert_eq!(
+            test_protection(&vm, &vcpu, 0x3000, 0, 3),
+            TprotOutcome::ConditionCode(0)
+        );
+        assert_eq!(
+            test_protection(&vm, &vcpu, 0x3000, 0, 5),
+            TprotOutcome::ConditionCode(1)
+        );
+        assert_eq!(
+            test_protection(&vm, &vcpu, 0x4000, 0, 5),
+            TprotOutcome::ConditionCode(2)
+        );
+        assert_eq!(
+            test_protection(&vm, &vcpu, 0x4000, 0, 0),
+            TprotOutcome::ConditionCode(0)
+        );
         // §16 step 6: addressing is injected.
         match test_protection(&vm, &vcpu, 0x10_0000, 0, 0) {
             TprotOutcome::Program(p) => assert_eq!(p.code, Pgm::ADDRESSING),

@@ -35,7 +35,12 @@ pub fn effective_address(vcpu: &Vcpu, ga: u64) -> EffectiveAddress {
 /// The context `trans_exc` needs to build a record for this vCPU and access.
 #[inline]
 pub fn exception_context(vcpu: &Vcpu, ga: u64, ar: u8, mode: AccessMode) -> ExceptionContext {
-    ExceptionContext { address: EffectiveAddress(ga), ar, mode, psw_as: vcpu.psw.as_bits() }
+    ExceptionContext {
+        address: EffectiveAddress(ga),
+        ar,
+        mode,
+        psw_as: vcpu.psw.as_bits(),
+    }
 }
 
 /// `get_vcpu_asce` (§5.2): the ASCE for the access, or the AR-translation exception.
@@ -50,6 +55,15 @@ pub fn select_asce(
 ) -> Result<Asce, AccessError> {
     if !vcpu.psw.dat() {
         return Ok(Asce::REAL_SPACE);
+    }
+    // §5.2 step 2: an instruction fetch uses the home space in home mode and the
+    // primary space in every other mode (no AR translation). The TEID still records
+    // the PSW's AS bits as they are (§9.2).
+    if mode == AccessMode::InstructionFetch {
+        return Ok(Asce(match vcpu.psw.address_space() {
+            AddressSpaceControl::Home => vcpu.cr[13],
+            _ => vcpu.cr[1],
+        }));
     }
     match vcpu.psw.address_space() {
         AddressSpaceControl::Primary => Ok(Asce(vcpu.cr[1])),
@@ -151,7 +165,11 @@ fn check_fragment_key(
     }
     // §10.2: the key lookup fails with addressing outside memory.
     let sk = vm.storage_key(gpa).map_err(|_| Pgm::ADDRESSING)?;
-    if overrides.permits(key, sk, mode, ga, len) { Ok(()) } else { Err(Pgm::PROTECTION) }
+    if overrides.permits(key, sk, mode, ga, len) {
+        Ok(())
+    } else {
+        Err(Pgm::PROTECTION)
+    }
 }
 
 /// `guest_range_to_gpas` (§5.4): for each fragment of `[ga, ga+len)` in order, LAP

@@ -2,7 +2,7 @@
 //! registers, prefix, and the program-interruption state used by injection (§9.5).
 #![forbid(unsafe_code)]
 
-use crate::addr::{RealAddress, AbsoluteAddress, bit};
+use crate::addr::{AbsoluteAddress, RealAddress, bit};
 use crate::exception::PgmInfo;
 
 /// The PSW (mask and instruction address).
@@ -182,7 +182,10 @@ impl Vcpu {
         let mut cr = [0u64; 16];
         cr[0] = 0xE0;
         Self {
-            psw: Psw { mask: Psw::EA | Psw::BA, addr: 0 },
+            psw: Psw {
+                mask: Psw::EA | Psw::BA,
+                addr: 0,
+            },
             cr,
             ar: [0; 16],
             prefix: 0,
@@ -229,23 +232,44 @@ mod tests {
         let mut v = Vcpu::new();
         v.prefix = 0x1_2345; // only 0x12000 takes effect
         assert_eq!(v.effective_prefix(), 0x12000);
-        assert_eq!(v.real_to_absolute(RealAddress(0x10)), AbsoluteAddress(0x12010));
-        assert_eq!(v.real_to_absolute(RealAddress(0x13fff)), AbsoluteAddress(0x1fff));
-        assert_eq!(v.real_to_absolute(RealAddress(0x14000)), AbsoluteAddress(0x14000));
-        assert_eq!(v.real_to_absolute(RealAddress(u64::MAX)), AbsoluteAddress(u64::MAX));
+        assert_eq!(
+            v.real_to_absolute(RealAddress(0x10)),
+            AbsoluteAddress(0x12010)
+        );
+        assert_eq!(
+            v.real_to_absolute(RealAddress(0x13fff)),
+            AbsoluteAddress(0x1fff)
+        );
+        assert_eq!(
+            v.real_to_absolute(RealAddress(0x14000)),
+            AbsoluteAddress(0x14000)
+        );
+        assert_eq!(
+            v.real_to_absolute(RealAddress(u64::MAX)),
+            AbsoluteAddress(u64::MAX)
+        );
         v.prefix = 0;
-        assert_eq!(v.real_to_absolute(RealAddress(0x1000)), AbsoluteAddress(0x1000));
+        assert_eq!(
+            v.real_to_absolute(RealAddress(0x1000)),
+            AbsoluteAddress(0x1000)
+        );
     }
 
     // §5.1 addressing modes, including the invalid EA=1/BA=0 combination.
     #[test]
     fn psw_fields() {
-        let p = Psw { mask: 0x0400_4001_8000_0000 | (0xA << Psw::KEY_SHIFT), addr: 0 };
+        let p = Psw {
+            mask: 0x0400_4001_8000_0000 | (0xA << Psw::KEY_SHIFT),
+            addr: 0,
+        };
         assert!(p.dat());
         assert_eq!(p.key(), 0xA);
         assert_eq!(p.address_space(), AddressSpaceControl::AccessRegister);
         assert_eq!(p.addressing_mode(), AddressingMode::Bits64);
-        let ea_only = Psw { mask: Psw::EA, addr: 0 };
+        let ea_only = Psw {
+            mask: Psw::EA,
+            addr: 0,
+        };
         assert_eq!(ea_only.addressing_mode(), AddressingMode::Bits24);
     }
 }

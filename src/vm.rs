@@ -141,7 +141,11 @@ impl Vm {
     }
 
     /// Set the storage key of the frame holding `addr`.
-    pub fn set_storage_key(&self, addr: AbsoluteAddress, key: StorageKey) -> Result<(), NotInMemory> {
+    pub fn set_storage_key(
+        &self,
+        addr: AbsoluteAddress,
+        key: StorageKey,
+    ) -> Result<(), NotInMemory> {
         self.storage.set_key(addr, key)
     }
 }
@@ -162,11 +166,19 @@ mod tests {
     #[test]
     fn enabling_keys_resets_them_once() {
         let vm = Vm::with_memory(0x4000).unwrap();
-        vm.set_storage_key(AbsoluteAddress(0x1000), StorageKey(0x96)).unwrap();
+        vm.set_storage_key(AbsoluteAddress(0x1000), StorageKey(0x96))
+            .unwrap();
         assert!(vm.enable_keys());
-        assert_eq!(vm.storage_key(AbsoluteAddress(0x1000)).unwrap(), StorageKey(0));
-        vm.set_storage_key(AbsoluteAddress(0x1000), StorageKey(0x96)).unwrap();
+        assert_eq!(
+            vm.storage_key(AbsoluteAddress(0x1000)).unwrap(),
+            StorageKey(0)
+        );
+        vm.set_storage_key(AbsoluteAddress(0x1000), StorageKey(0x96))
+            .unwrap();
         assert!(!vm.enable_keys());
-        assert_eq!(vm.storage_key(AbsoluteAddress(0x1000)).unwrap(), StorageKey(0x96));
+        assert_eq!(
+            vm.storage_key(AbsoluteAddress(0x1000)).unwrap(),
+            StorageKey(0x96)
+        );
     }
 }

@@ -89,7 +89,11 @@ pub fn ar_translation(
     if alet & alet::RESERVED != 0 {
         return Err(Pgm::ALET_SPECIFICATION);
     }
-    let origin = if alet & alet::P != 0 { vcpu.cr[5] } else { vcpu.cr[2] } & 0x7FFF_FFC0;
+    let origin = if alet & alet::P != 0 {
+        vcpu.cr[5]
+    } else {
+        vcpu.cr[2]
+    } & 0x7FFF_FFC0;
     let (ald_abs, b) = read_real::<4>(storage, vcpu, origin + 16)?;
     let ald = u32::from_be_bytes(b);
     trace.ald = Some((ald_abs, ald));

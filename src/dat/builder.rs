@@ -18,7 +18,9 @@ use crate::storage::GuestStorage;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// The table area would leave guest memory.
-    #[error("the {level} table at {addr:#x} ({size:#x} bytes) does not lie in guest memory; move `tables` or enlarge memory")]
+    #[error(
+        "the {level} table at {addr:#x} ({size:#x} bytes) does not lie in guest memory; move `tables` or enlarge memory"
+    )]
     TableOutsideMemory {
         /// Table level.
         level: &'static str,
@@ -31,7 +33,9 @@ pub enum BuildError {
     #[error("table origin {0:#x} is not 4 KiB aligned")]
     UnalignedOrigin(u64),
     /// A mapping's address or size is not a multiple of the page size.
-    #[error("mapping virt={virt:#x} abs={abs:#x} size={size:#x} is not aligned to its {page} page size")]
+    #[error(
+        "mapping virt={virt:#x} abs={abs:#x} size={size:#x} is not aligned to its {page} page size"
+    )]
     Unaligned {
         /// Virtual start.
         virt: u64,
@@ -51,7 +55,9 @@ pub enum BuildError {
         size: u64,
     },
     /// The virtual address is beyond what the ASCE designates.
-    #[error("virtual address {virt:#x} is outside the {dt} space designated by this ASCE (type and table length)")]
+    #[error(
+        "virtual address {virt:#x} is outside the {dt} space designated by this ASCE (type and table length)"
+    )]
     OutsideSpace {
         /// Virtual address.
         virt: u64,
@@ -126,7 +132,12 @@ impl<'a> SpaceBuilder<'a> {
             return Err(BuildError::UnalignedOrigin(origin));
         }
         let flags = flags & (Asce::G | Asce::P | Asce::S | Asce::X | Asce::R);
-        let mut b = Self { storage, asce: Asce::new(origin, dt, tl & 3, flags), next: origin, tables: Vec::new() };
+        let mut b = Self {
+            storage,
+            asce: Asce::new(origin, dt, tl & 3, flags),
+            next: origin,
+            tables: Vec::new(),
+        };
         let top = b.alloc_table(dt.level())?;
         debug_assert_eq!(top, origin);
         Ok(b)
@@ -148,8 +159,16 @@ impl<'a> SpaceBuilder<'a> {
     }
 
     fn alloc_table(&mut self, level: TableLevel) -> Result<u64, BuildError> {
-        let (size, align) = if level == TableLevel::Page { (PT_SIZE, PT_SIZE) } else { (CRST_SIZE, 4096) };
-        let outside = |addr| BuildError::TableOutsideMemory { level: level.name(), addr, size };
+        let (size, align) = if level == TableLevel::Page {
+            (PT_SIZE, PT_SIZE)
+        } else {
+            (CRST_SIZE, 4096)
+        };
+        let outside = |addr| BuildError::TableOutsideMemory {
+            level: level.name(),
+            addr,
+            size,
+        };
         let addr = self.next.checked_add(align - 1).ok_or(outside(self.next))? & !(align - 1);
         let end = addr.checked_add(size).ok_or(outside(addr))?;
         let empty: u64 = match level.table_type() {
@@ -158,7 +177,9 @@ impl<'a> SpaceBuilder<'a> {
             None => PageTableEntry::EMPTY.0,
         };
         let bytes: Vec<u8> = (0..size / 8).flat_map(|_| empty.to_be_bytes()).collect();
-        self.storage.write(AbsoluteAddress(addr), &bytes).map_err(|_| outside(addr))?;
+        self.storage
+            .write(AbsoluteAddress(addr), &bytes)
+            .map_err(|_| outside(addr))?;
         self.next = end;
         self.tables.push((addr, size));
         Ok(addr)
@@ -169,11 +190,13 @@ impl<'a> SpaceBuilder<'a> {
     }
 
     fn write(&self, addr: u64, value: u64) -> Result<(), BuildError> {
-        self.storage.write_u64(AbsoluteAddress(addr), value).map_err(|_| BuildError::TableOutsideMemory {
-            level: "entry",
-            addr,
-            size: 8,
-        })
+        self.storage
+            .write_u64(AbsoluteAddress(addr), value)
+            .map_err(|_| BuildError::TableOutsideMemory {
+                level: "entry",
+                addr,
+                size: 8,
+            })
     }
 
     /// Whether `virt` lies in the range the ASCE's type and length designate.
@@ -199,10 +222,17 @@ impl<'a> SpaceBuilder<'a> {
         flags: LeafFlags,
     ) -> Result<(), BuildError> {
         let step = page.bytes();
-        if virt % step != 0 || abs % step != 0 || size % step != 0 {
-            return Err(BuildError::Unaligned { virt, abs, size, page: page.name() });
+        if !virt.is_multiple_of(step) || !abs.is_multiple_of(step) || !size.is_multiple_of(step) {
+            return Err(BuildError::Unaligned {
+                virt,
+                abs,
+                size,
+                page: page.name(),
+            });
         }
-        if size != 0 && (virt.checked_add(size - 1).is_none() || abs.checked_add(size - 1).is_none()) {
+        if size != 0
+            && (virt.checked_add(size - 1).is_none() || abs.checked_add(size - 1).is_none())
+        {
             return Err(BuildError::Overflow { virt, size });
         }
         let mut off = 0;
@@ -213,9 +243,18 @@ impl<'a> SpaceBuilder<'a> {
         Ok(())
     }
 
-    fn map_one(&mut self, virt: u64, abs: u64, page: FrameSize, flags: LeafFlags) -> Result<(), BuildError> {
+    fn map_one(
+        &mut self,
+        virt: u64,
+        abs: u64,
+        page: FrameSize,
+        flags: LeafFlags,
+    ) -> Result<(), BuildError> {
         if !self.in_space(virt) {
-            return Err(BuildError::OutsideSpace { virt, dt: self.asce.dt().name() });
+            return Err(BuildError::OutsideSpace {
+                virt,
+                dt: self.asce.dt().name(),
+            });
         }
         let leaf_level = match page {
             FrameSize::Size4K => TableLevel::Page,
@@ -234,11 +273,13 @@ impl<'a> SpaceBuilder<'a> {
         let mut table = self.asce.origin();
         while level != leaf_level {
             let entry_addr = table.wrapping_add(level.index(virt) * 8);
-            let e = self.read(entry_addr).ok_or(BuildError::TableOutsideMemory {
-                level: level.name(),
-                addr: entry_addr,
-                size: 8,
-            })?;
+            let e = self
+                .read(entry_addr)
+                .ok_or(BuildError::TableOutsideMemory {
+                    level: level.name(),
+                    addr: entry_addr,
+                    size: 8,
+                })?;
             let lower = match level.lower() {
                 Some(l) => l,
                 None => break,
@@ -250,11 +291,19 @@ impl<'a> SpaceBuilder<'a> {
                 }
                 _ => {
                     let rte = RegionTableEntry(e);
-                    (rte.invalid(), level == TableLevel::RegionThird && rte.fc(), rte.origin())
+                    (
+                        rte.invalid(),
+                        level == TableLevel::RegionThird && rte.fc(),
+                        rte.origin(),
+                    )
                 }
             };
             if large && !invalid {
-                return Err(BuildError::Conflict { virt, existing: "large frame", level: level.name() });
+                return Err(BuildError::Conflict {
+                    virt,
+                    existing: "large frame",
+                    level: level.name(),
+                });
             }
             table = if invalid {
                 let t = self.alloc_table(lower)?;
@@ -275,16 +324,28 @@ impl<'a> SpaceBuilder<'a> {
         let value = match page {
             FrameSize::Size4K => abs | p | iep,
             FrameSize::Size1M => {
-                let old = SegmentTableEntry(self.read(entry_addr).unwrap_or(SegmentTableEntry::EMPTY.0));
+                let old =
+                    SegmentTableEntry(self.read(entry_addr).unwrap_or(SegmentTableEntry::EMPTY.0));
                 if !old.invalid() && !old.fc() {
-                    return Err(BuildError::Conflict { virt, existing: "page table", level: "segment" });
+                    return Err(BuildError::Conflict {
+                        virt,
+                        existing: "page table",
+                        level: "segment",
+                    });
                 }
                 abs | SegmentTableEntry::FC | p | iep
             }
             FrameSize::Size2G => {
-                let old = RegionTableEntry(self.read(entry_addr).unwrap_or(RegionTableEntry::empty(1).0));
+                let old = RegionTableEntry(
+                    self.read(entry_addr)
+                        .unwrap_or(RegionTableEntry::empty(1).0),
+                );
                 if !old.invalid() && !old.fc() {
-                    return Err(BuildError::Conflict { virt, existing: "segment table", level: "region-third" });
+                    return Err(BuildError::Conflict {
+                        virt,
+                        existing: "segment table",
+                        level: "region-third",
+                    });
                 }
                 abs | RegionTableEntry::FC | p | iep | (1 << RegionTableEntry::TT_SHIFT)
             }
@@ -294,12 +355,22 @@ impl<'a> SpaceBuilder<'a> {
 
     /// The absolute address of the entry the walk for `virt` reads at `level`, following
     /// the tables as they are in storage now.
-    pub fn entry_address(&self, virt: u64, level: TableLevel) -> Result<AbsoluteAddress, BuildError> {
+    pub fn entry_address(
+        &self,
+        virt: u64,
+        level: TableLevel,
+    ) -> Result<AbsoluteAddress, BuildError> {
         entry_address(self.storage, self.asce, virt, level)
     }
 
     /// Set and clear bits of the entry for `virt` at `level` (set after clear).
-    pub fn edit(&self, virt: u64, level: TableLevel, set: u64, clear: u64) -> Result<(), BuildError> {
+    pub fn edit(
+        &self,
+        virt: u64,
+        level: TableLevel,
+        set: u64,
+        clear: u64,
+    ) -> Result<(), BuildError> {
         let a = self.entry_address(virt, level)?;
         let e = self.read(a.0).unwrap_or(0);
         self.write(a.0, (e & !clear) | set)
@@ -331,13 +402,20 @@ pub fn entry_address(
     virt: u64,
     level: TableLevel,
 ) -> Result<AbsoluteAddress, BuildError> {
-    let unreachable = |reason: String| BuildError::Unreachable { virt, level: level.name(), reason };
+    let unreachable = |reason: String| BuildError::Unreachable {
+        virt,
+        level: level.name(),
+        reason,
+    };
     let top = asce.dt().level();
     if asce.real_space() {
         return Err(unreachable("the ASCE designates a real space".into()));
     }
     if level < top {
-        return Err(unreachable(format!("the ASCE designates a {} table", top.name())));
+        return Err(unreachable(format!(
+            "the ASCE designates a {} table",
+            top.name()
+        )));
     }
     let mut cur = top;
     let mut table = asce.origin();
@@ -346,11 +424,18 @@ pub fn entry_address(
         if cur == level {
             return Ok(AbsoluteAddress(addr));
         }
-        let e = storage
-            .read_u64(AbsoluteAddress(addr))
-            .map_err(|_| unreachable(format!("the {} entry at {addr:#x} is outside memory", cur.name())))?;
+        let e = storage.read_u64(AbsoluteAddress(addr)).map_err(|_| {
+            unreachable(format!(
+                "the {} entry at {addr:#x} is outside memory",
+                cur.name()
+            ))
+        })?;
         let (invalid, large, origin) = match cur {
-            TableLevel::Segment => (e & SegmentTableEntry::I != 0, e & SegmentTableEntry::FC != 0, e & SegmentTableEntry::PTO),
+            TableLevel::Segment => (
+                e & SegmentTableEntry::I != 0,
+                e & SegmentTableEntry::FC != 0,
+                e & SegmentTableEntry::PTO,
+            ),
             _ => (
                 e & RegionTableEntry::I != 0,
                 cur == TableLevel::RegionThird && e & RegionTableEntry::FC != 0,
@@ -358,10 +443,16 @@ pub fn entry_address(
             ),
         };
         if invalid {
-            return Err(unreachable(format!("the {} entry at {addr:#x} is invalid", cur.name())));
+            return Err(unreachable(format!(
+                "the {} entry at {addr:#x} is invalid",
+                cur.name()
+            )));
         }
         if large {
-            return Err(unreachable(format!("the {} entry at {addr:#x} maps a large frame", cur.name())));
+            return Err(unreachable(format!(
+                "the {} entry at {addr:#x} maps a large frame",
+                cur.name()
+            )));
         }
         match cur.lower() {
             Some(l) => cur = l,

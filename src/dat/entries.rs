@@ -110,8 +110,13 @@ impl TableLevel {
         }
     }
     /// All levels from the top.
-    pub const ALL: [Self; 5] =
-        [Self::RegionFirst, Self::RegionSecond, Self::RegionThird, Self::Segment, Self::Page];
+    pub const ALL: [Self; 5] = [
+        Self::RegionFirst,
+        Self::RegionSecond,
+        Self::RegionThird,
+        Self::Segment,
+        Self::Page,
+    ];
 }
 
 /// An address-space-control element.

@@ -10,4 +10,6 @@ pub mod walk;
 pub use entries::{
     Asce, DesignationType, PageTableEntry, RegionTableEntry, SegmentTableEntry, TableLevel,
 };
-pub use walk::{DatException, FrameSize, Trace, TraceEntry, Translation, WalkContext, WalkOutcome, walk};
+pub use walk::{
+    DatException, FrameSize, Trace, TraceEntry, Translation, WalkContext, WalkOutcome, walk,
+};

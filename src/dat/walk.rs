@@ -84,7 +84,10 @@ pub struct DatException {
 
 impl DatException {
     const fn new(code: Pgm) -> Self {
-        Self { code, prot: ProtectionType::Dummy }
+        Self {
+            code,
+            prot: ProtectionType::Dummy,
+        }
     }
 }
 
@@ -112,7 +115,11 @@ impl Trace {
     #[inline]
     fn push(&mut self, level: TableLevel, address: AbsoluteAddress, value: u64) {
         if let Some(slot) = self.entries.get_mut(self.len as usize) {
-            *slot = TraceEntry { level: Some(level), address, value };
+            *slot = TraceEntry {
+                level: Some(level),
+                address,
+                value,
+            };
             self.len += 1;
         }
     }
@@ -187,8 +194,14 @@ fn check_asce(asce: Asce, v: u64) -> Result<(), Pgm> {
 /// The invalid-entry code of a level, and the length/offset code of the level below it.
 const fn level_codes(level: TableLevel) -> (Pgm, Pgm) {
     match level {
-        TableLevel::RegionFirst => (Pgm::REGION_FIRST_TRANSLATION, Pgm::REGION_SECOND_TRANSLATION),
-        TableLevel::RegionSecond => (Pgm::REGION_SECOND_TRANSLATION, Pgm::REGION_THIRD_TRANSLATION),
+        TableLevel::RegionFirst => (
+            Pgm::REGION_FIRST_TRANSLATION,
+            Pgm::REGION_SECOND_TRANSLATION,
+        ),
+        TableLevel::RegionSecond => (
+            Pgm::REGION_SECOND_TRANSLATION,
+            Pgm::REGION_THIRD_TRANSLATION,
+        ),
         TableLevel::RegionThird => (Pgm::REGION_THIRD_TRANSLATION, Pgm::SEGMENT_TRANSLATION),
         TableLevel::Segment => (Pgm::SEGMENT_TRANSLATION, Pgm::PAGE_TRANSLATION),
         TableLevel::Page => (Pgm::PAGE_TRANSLATION, Pgm::PAGE_TRANSLATION),
@@ -217,7 +230,15 @@ fn walk_inner(
 
     // Step A: a real-space ASCE translates v as a real address (§5.6).
     if asce.real_space() {
-        return finish(storage, ctx, v, real_to_absolute(v, ctx.prefix), FrameSize::Size4K, false, false);
+        return finish(
+            storage,
+            ctx,
+            v,
+            real_to_absolute(v, ctx.prefix),
+            FrameSize::Size4K,
+            false,
+            false,
+        );
     }
     check_asce(asce, v).map_err(DatException::new)?;
 
@@ -297,7 +318,8 @@ fn walk_inner(
                     let r = (e & SegmentTableEntry::SFAA) | (v & 0xF_FFFF);
                     return finish(storage, ctx, r, r, FrameSize::Size1M, dat_prot, iep_prot);
                 }
-                entry_addr = (e & SegmentTableEntry::PTO).wrapping_add(TableLevel::Page.index(v) * 8);
+                entry_addr =
+                    (e & SegmentTableEntry::PTO).wrapping_add(TableLevel::Page.index(v) * 8);
                 level = TableLevel::Page;
             }
             TableLevel::Page => {
@@ -330,7 +352,10 @@ fn finish(
     iep_protected: bool,
 ) -> Result<Translation, DatException> {
     if ctx.mode == AccessMode::Store && dat_protected {
-        return Err(DatException { code: Pgm::PROTECTION, prot: ProtectionType::Dat });
+        return Err(DatException {
+            code: Pgm::PROTECTION,
+            prot: ProtectionType::Dat,
+        });
     }
     if ctx.mode == AccessMode::InstructionFetch && iep_protected && ctx.iep {
         return Err(DatException {
