@@ -3,12 +3,17 @@
 //! * [`value`]: the value forms (integers, sizes, bytes, the random generator);
 //! * [`model`]: the typed, validated data model ([`Scenario`] and its parts);
 //! * [`parse`]: reading `.toml` and `.json` files into the model ([`load`],
-//!   [`parse_str`]), with errors that name the file, line, column and field.
-//!
-//! Executing a scenario is not part of this module.
+//!   [`parse_str`]), with errors that name the file, line, column and field;
+//! * [`run`]: building the machine a scenario describes and running its steps into
+//!   results ([`run::Machine`], [`run::StepResult`]);
+//! * [`report`]: results as the human table and as JSON Lines;
+//! * [`explain`]: one translation explained step by step (`s390-gaccess translate`).
 
+pub mod explain;
 pub mod model;
 pub mod parse;
+pub mod report;
+pub mod run;
 pub mod value;
 
 pub use model::{

@@ -211,6 +211,13 @@ pub fn parse_str(text: &str, format: Format, file_name: &str) -> Result<Scenario
     cx.scenario(&raw)
 }
 
+/// The location of the field at `path` in scenario text (or of its nearest ancestor that
+/// is in the file), for errors found after parsing, such as machine set-up errors.
+/// `text`, `format` and `file_name` are what [`parse_str`] was given.
+pub fn locate(text: &str, format: Format, file_name: &str, path: &FieldPath) -> Location {
+    Cx::new(text, format, file_name).locate(path)
+}
+
 // ---------------------------------------------------------------------------------------
 // Raw structures: the file as written.
 
