@@ -14,6 +14,7 @@ pub mod dat;
 pub mod exception;
 pub mod keys;
 pub mod memop;
+pub mod oracle;
 pub mod protection;
 pub mod scenario;
 #[allow(unsafe_code)]

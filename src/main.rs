@@ -109,6 +109,17 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Run a scenario's logical accesses on QEMU and Hercules and compare with the model.
+    ///
+    /// Prints the model's result beside each emulator's, classifies every difference
+    /// with the table of known departures (docs/conformance.md) and exits non-zero on
+    /// a difference that is not known. See oracle/README.md.
+    Oracle(s390_gaccess::oracle::OracleArgs),
+}
+
+/// An exit status from a library command, kept within 0..=255.
+fn clamp_status(status: i32) -> u8 {
+    u8::try_from(status).unwrap_or(2)
 }
 
 fn parse_addr(s: &str) -> Result<u64, String> {
@@ -160,6 +171,7 @@ fn main() -> ExitCode {
             profile.map(Profile::from),
         ),
         Command::Check { files } => cmd_check(&files),
+        Command::Oracle(args) => clamp_status(s390_gaccess::oracle::oracle_command(&args)),
     };
     ExitCode::from(status)
 }
