@@ -8,6 +8,7 @@
 //!   results ([`run::Machine`], [`run::StepResult`]);
 //! * [`report`]: results as the human table and as JSON Lines;
 //! * [`explain`]: one translation explained step by step (`s390-gaccess translate`).
+#![forbid(unsafe_code)]
 
 pub mod explain;
 pub mod model;

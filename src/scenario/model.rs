@@ -7,6 +7,7 @@
 //! default depends on other state (for example [`CpuSpec::protected`]).
 //!
 //! Bit numbers follow the IBM convention: bit `n` of a 64-bit value is `1 << (63 - n)`.
+#![forbid(unsafe_code)]
 
 /// A whole scenario file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@
 //!
 //! Every error's `Display` reads `FILE:LINE:COL: PATH: MESSAGE` (line and column omitted
 //! where unknown).
+#![forbid(unsafe_code)]
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -189,6 +190,13 @@ impl ScenarioError {
 
 /// Reads and validates the scenario file at `path`; the format follows the extension.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let (text, format, file) = read(path)?;
+    parse_str(&text, format, &file)
+}
+
+/// Reads the scenario file at `path` without parsing it: its text, its format (from the
+/// extension) and its name for messages.
+pub fn read(path: &Path) -> Result<(String, Format, String), ScenarioError> {
     let file = path.display().to_string();
     let Some(format) = Format::from_path(path) else {
         return Err(ScenarioError::UnknownFormat { file });
@@ -197,7 +205,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         file: file.clone(),
         source,
     })?;
-    parse_str(&text, format, &file)
+    Ok((text, format, file))
 }
 
 /// Parses and validates scenario text. `file_name` is used in error messages and as the
@@ -1036,28 +1044,32 @@ struct BytesParts<'x> {
     random: Option<&'x Scalar>,
 }
 
-impl<'x> From<&'x raw::BytesTableRaw> for BytesParts<'x> {
-    fn from(b: &'x raw::BytesTableRaw) -> Self {
-        Self {
-            hex: b.hex.as_ref(),
-            fill: b.fill.as_ref(),
-            len: b.len.as_ref(),
-            u64: b.u64.as_ref(),
-            random: b.random.as_ref(),
+/// `From` for each raw structure that carries the bytes fields.
+macro_rules! bytes_parts_from {
+    ($($t:ty),* $(,)?) => {$(
+        impl<'x> From<&'x $t> for BytesParts<'x> {
+            fn from(b: &'x $t) -> Self {
+                Self {
+                    hex: b.hex.as_ref(),
+                    fill: b.fill.as_ref(),
+                    len: b.len.as_ref(),
+                    u64: b.u64.as_ref(),
+                    random: b.random.as_ref(),
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl<'x> From<&'x raw::AtBytesRaw> for BytesParts<'x> {
-    fn from(b: &'x raw::AtBytesRaw) -> Self {
-        Self {
-            hex: b.hex.as_ref(),
-            fill: b.fill.as_ref(),
-            len: b.len.as_ref(),
-            u64: b.u64.as_ref(),
-            random: b.random.as_ref(),
-        }
-    }
+bytes_parts_from!(raw::BytesTableRaw, raw::AtBytesRaw);
+
+/// Field names as "`a` and `b`", for messages about fields that exclude each other.
+fn backticked_and(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 fn quoted_list<T>(table: &[(&str, T)]) -> String {
@@ -1307,11 +1319,7 @@ impl<'t> Cx<'t> {
                 p,
                 format!(
                     "give exactly one bytes form, not {}",
-                    given
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(" and ")
+                    backticked_and(&given)
                 ),
             ));
         }
@@ -2074,11 +2082,7 @@ impl<'t> Cx<'t> {
                 p,
                 format!(
                     "a step has exactly one kind, this one has {}; split it into several steps",
-                    present
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(" and ")
+                    backticked_and(&present)
                 ),
             ));
         }

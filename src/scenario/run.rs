@@ -109,6 +109,21 @@ pub struct BuiltSpace {
     pub tables: Vec<(u64, u64)>,
 }
 
+impl BuiltSpace {
+    /// The space's table area as `(start, end)`: from its first table (at the space's
+    /// `tables` origin) to the end of the last one the builder allocated.
+    pub fn area(&self) -> (u64, u64) {
+        let start = self.tables.first().map_or(0, |&(t, _)| t);
+        let end = self
+            .tables
+            .iter()
+            .map(|&(t, l)| t + l)
+            .max()
+            .unwrap_or(start);
+        (start, end)
+    }
+}
+
 /// The guest a scenario describes, ready to run steps: the VM, vCPU 0, the spaces and
 /// the kernel profile.
 #[derive(Debug)]
@@ -133,7 +148,8 @@ fn dt(d: ModelDt) -> DesignationType {
     }
 }
 
-fn table_level(l: Level) -> TableLevel {
+/// The table level of a scenario level.
+pub fn table_level(l: Level) -> TableLevel {
     match l {
         Level::RegionFirst => TableLevel::RegionFirst,
         Level::RegionSecond => TableLevel::RegionSecond,
@@ -987,14 +1003,7 @@ pub struct Loaded {
 /// syntax, invalid value, set-up problem) names the file and, where the format allows,
 /// the line and column.
 pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
-    let file = path.display().to_string();
-    let Some(format) = Format::from_path(path) else {
-        return Err(ScenarioError::UnknownFormat { file });
-    };
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-        file: file.clone(),
-        source,
-    })?;
+    let (text, format, file) = parse::read(path)?;
     load_str(&text, format, &file)
 }
 

@@ -9,6 +9,7 @@
 //! Integers are returned as `i128` so that the full range of both `u64` (written as a
 //! string) and negative numbers (for the few signed fields, such as an expected `ret`)
 //! fit; the caller narrows them with [`to_unsigned`] or [`to_signed`].
+#![forbid(unsafe_code)]
 
 use std::fmt;
 
