@@ -13,13 +13,13 @@ use s390_gaccess::access::{Buffer, access_logical};
 use s390_gaccess::dat::builder::entry_address;
 use s390_gaccess::dat::{Asce, DesignationType, FrameSize, TableLevel};
 use s390_gaccess::memop::abi::{
-    KVM_S390_MEMOP_ABSOLUTE_READ, KVM_S390_MEMOP_ABSOLUTE_WRITE,
-    KVM_S390_MEMOP_F_SKEY_PROTECTION, KVM_S390_MEMOP_LOGICAL_READ, KVM_S390_MEMOP_LOGICAL_WRITE,
+    KVM_S390_MEMOP_ABSOLUTE_READ, KVM_S390_MEMOP_ABSOLUTE_WRITE, KVM_S390_MEMOP_F_SKEY_PROTECTION,
+    KVM_S390_MEMOP_LOGICAL_READ, KVM_S390_MEMOP_LOGICAL_WRITE,
 };
 use s390_gaccess::memop::{KvmS390MemOp, MemOp, Profile, UserMemory, vcpu_mem_op, vm_mem_op};
 use std::hint::black_box;
 
-#[path = "common.rs"]
+#[path = "common/mod.rs"]
 mod common;
 use common::*;
 
@@ -57,7 +57,11 @@ fn memcpy(c: &mut Criterion) {
 }
 
 fn logical(c: &mut Criterion) {
-    let mut g = Guest::new(DesignationType::Segment, FrameSize::Size4K, KeyCase::KeyCheck);
+    let mut g = Guest::new(
+        DesignationType::Segment,
+        FrameSize::Size4K,
+        KeyCase::KeyCheck,
+    );
     for (op, op_name) in [
         (KVM_S390_MEMOP_LOGICAL_READ, "logical-read"),
         (KVM_S390_MEMOP_LOGICAL_WRITE, "logical-write"),
@@ -72,7 +76,13 @@ fn logical(c: &mut Criterion) {
                 group.bench_function(id, |b| {
                     b.iter(|| {
                         let mut user = UserMemory::new(&mut buf);
-                        let r = vcpu_mem_op(&g.vm, &mut g.vcpu, Profile::Linux70, black_box(&m), &mut user);
+                        let r = vcpu_mem_op(
+                            &g.vm,
+                            &mut g.vcpu,
+                            Profile::Linux70,
+                            black_box(&m),
+                            &mut user,
+                        );
                         debug_assert_eq!(r, 0);
                         r
                     })
@@ -88,7 +98,13 @@ fn logical(c: &mut Criterion) {
     c.bench_function("memop/vcpu/logical-read/8B/key/cache-off", |b| {
         b.iter(|| {
             let mut user = UserMemory::new(&mut buf);
-            vcpu_mem_op(&g.vm, &mut g.vcpu, Profile::Linux70, black_box(&m), &mut user)
+            vcpu_mem_op(
+                &g.vm,
+                &mut g.vcpu,
+                Profile::Linux70,
+                black_box(&m),
+                &mut user,
+            )
         })
     });
     set_cache(&mut g.vcpu, true);
@@ -129,13 +145,23 @@ fn logical(c: &mut Criterion) {
     c.bench_function("memop/vcpu/logical-read/8B/key/page-translation", |b| {
         b.iter(|| {
             let mut user = UserMemory::new(&mut buf);
-            vcpu_mem_op(&g.vm, &mut g.vcpu, Profile::Linux70, black_box(&m), &mut user)
+            vcpu_mem_op(
+                &g.vm,
+                &mut g.vcpu,
+                Profile::Linux70,
+                black_box(&m),
+                &mut user,
+            )
         })
     });
 }
 
 fn absolute(c: &mut Criterion) {
-    let g = Guest::new(DesignationType::Segment, FrameSize::Size4K, KeyCase::KeyCheck);
+    let g = Guest::new(
+        DesignationType::Segment,
+        FrameSize::Size4K,
+        KeyCase::KeyCheck,
+    );
     for (op, op_name) in [
         (KVM_S390_MEMOP_ABSOLUTE_READ, "absolute-read"),
         (KVM_S390_MEMOP_ABSOLUTE_WRITE, "absolute-write"),

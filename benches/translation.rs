@@ -23,7 +23,7 @@ use s390_gaccess::translate::{translate_address_with_key, translate_fragment, wa
 use s390_gaccess::vcpu::cr0;
 use std::hint::black_box;
 
-#[path = "common.rs"]
+#[path = "common/mod.rs"]
 mod common;
 use common::*;
 
@@ -96,7 +96,13 @@ fn walk_and_fragment(c: &mut Criterion) {
                     |b| {
                         b.iter(|| {
                             let a = address(&g, cache, &mut i);
-                            translate_fragment(&g.vm, &g.vcpu, asce, black_box(a), AccessMode::Fetch)
+                            translate_fragment(
+                                &g.vm,
+                                &g.vcpu,
+                                asce,
+                                black_box(a),
+                                AccessMode::Fetch,
+                            )
                         })
                     },
                 );
@@ -129,20 +135,52 @@ fn exceptions(c: &mut Criterion) {
     let asce = Asce(g.vcpu.cr[1]);
     let pte = entry_address(g.vm.storage(), asce, g.base + 4096, TableLevel::Page).unwrap();
     g.vm.storage().write_u64(pte, 0x400).unwrap();
-    run(c, "page-translation", &g, g.base + 4096 + OFFSET, AccessMode::Fetch);
-    run(c, "segment-translation", &g, 0x4000_0000 + OFFSET, AccessMode::Fetch);
+    run(
+        c,
+        "page-translation",
+        &g,
+        g.base + 4096 + OFFSET,
+        AccessMode::Fetch,
+    );
+    run(
+        c,
+        "segment-translation",
+        &g,
+        0x4000_0000 + OFFSET,
+        AccessMode::Fetch,
+    );
     // ASCE type (0x38): no memory access.
     run(c, "asce-type", &g, 1 << 40, AccessMode::Fetch);
     // Region-first translation: an unmapped region (invalid RFTE, 1 read).
-    let rf = Guest::new(DesignationType::RegionFirst, FrameSize::Size4K, KeyCase::NoKey);
-    run(c, "region-first-translation", &rf, 1 << 53, AccessMode::Fetch);
+    let rf = Guest::new(
+        DesignationType::RegionFirst,
+        FrameSize::Size4K,
+        KeyCase::NoKey,
+    );
+    run(
+        c,
+        "region-first-translation",
+        &rf,
+        1 << 53,
+        AccessMode::Fetch,
+    );
     // DAT protection (store to a P=1 page after a 5-entry walk).
-    let mut rfp = Guest::new(DesignationType::RegionFirst, FrameSize::Size4K, KeyCase::NoKey);
+    let mut rfp = Guest::new(
+        DesignationType::RegionFirst,
+        FrameSize::Size4K,
+        KeyCase::NoKey,
+    );
     let asce = Asce(rfp.vcpu.cr[1]);
     let pte = entry_address(rfp.vm.storage(), asce, rfp.base, TableLevel::Page).unwrap();
     let e = rfp.vm.storage().read_u64(pte).unwrap();
     rfp.vm.storage().write_u64(pte, e | 0x200).unwrap();
-    run(c, "dat-protection", &rfp, rfp.base + OFFSET, AccessMode::Store);
+    run(
+        c,
+        "dat-protection",
+        &rfp,
+        rfp.base + OFFSET,
+        AccessMode::Store,
+    );
     // Addressing: the ASCE's table lies outside memory.
     let mut far = Guest::new(seg, FrameSize::Size4K, KeyCase::NoKey);
     far.vcpu.cr[1] = Asce::new(16 << 30, seg, 3, 0).0;

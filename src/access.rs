@@ -13,7 +13,7 @@ use crate::exception::{
 };
 use crate::keys::{AccessKey, StorageKey};
 use crate::protection::{Overrides, fetch_protection_override_applies};
-use crate::storage::CompareExchange;
+use crate::storage::{CompareExchange, FrameAccessError};
 use crate::translate::{
     MAX_PAGES, effective_address, exception_context, range_to_gpas, select_asce,
 };
@@ -49,29 +49,6 @@ impl Buffer<'_> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Move one fragment between guest storage and the buffer at `done..done+len`, then
-/// set R (and C for a store) on the frame: what the host CPU's access does (§10.3).
-fn move_fragment(
-    vm: &Vm,
-    gpa: AbsoluteAddress,
-    buf: &mut Buffer<'_>,
-    done: usize,
-    len: usize,
-) -> Result<(), Pgm> {
-    let s = vm.storage();
-    let r = match buf {
-        Buffer::Fetch(b) => s.read(gpa, &mut b[done..done + len]),
-        Buffer::Store(b) => s.write(gpa, &b[done..done + len]),
-    };
-    r.map_err(|_| Pgm::ADDRESSING)?;
-    let bits = match buf {
-        Buffer::Fetch(_) => StorageKey::REFERENCE,
-        Buffer::Store(_) => StorageKey::REFERENCE | StorageKey::CHANGE,
-    };
-    s.mark(gpa, bits);
-    Ok(())
 }
 
 /// `access_guest_with_key` (§5.4, §5.8): a logical fetch or store of `buf.len()` bytes
@@ -151,6 +128,8 @@ pub fn access_logical(
 
 /// One page of the data phase: the FPO path without a key, the keyed access, and the
 /// key-9 retry under SPO (§5.8). The three give the vCPU key rule's verdict (§8.3).
+/// Outside memory is PGM 5 whatever the key (the fault-in comes first); a refused
+/// frame keeps its R and C (§13.1 Q4).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn move_page_with_key(
@@ -165,15 +144,35 @@ fn move_page_with_key(
 ) -> Result<(), Pgm> {
     let mode = buf.mode();
     let fpo_path = overrides.fpo && fetch_protection_override_applies(ga, frag as u64);
-    if !(key.is_zero() || fpo_path) {
-        // Faulting the frame in comes first: outside memory is PGM 5 (§5.8).
-        let sk = vm.storage_key(gpa).map_err(|_| Pgm::ADDRESSING)?;
-        let permitted = key.permits(sk, mode) || (overrides.spo && sk.acc() == StorageKey::SPO_ACC);
-        if !permitted {
-            return Err(Pgm::PROTECTION);
-        }
-    }
-    move_fragment(vm, gpa, buf, done, frag)
+    let permit = |sk: StorageKey| {
+        key.is_zero()
+            || fpo_path
+            || key.permits(sk, mode)
+            || (overrides.spo && sk.acc() == StorageKey::SPO_ACC)
+    };
+    move_fragment_with(vm, gpa, buf, done, frag, permit)
+}
+
+/// Move one fragment (within one frame) if `permit` allows the frame's key; R, or R
+/// and C, set on success (§10.3).
+#[inline(always)]
+fn move_fragment_with(
+    vm: &Vm,
+    gpa: AbsoluteAddress,
+    buf: &mut Buffer<'_>,
+    done: usize,
+    len: usize,
+    permit: impl FnOnce(StorageKey) -> bool,
+) -> Result<(), Pgm> {
+    let s = vm.storage();
+    let r = match buf {
+        Buffer::Fetch(b) => s.fetch_frame(gpa, &mut b[done..done + len], permit),
+        Buffer::Store(b) => s.store_frame(gpa, &b[done..done + len], permit),
+    };
+    r.map_err(|e| match e {
+        FrameAccessError::NotInMemory => Pgm::ADDRESSING,
+        FrameAccessError::Refused => Pgm::PROTECTION,
+    })
 }
 
 /// `check_gva_range` (§5.9): the CHECK_ONLY logical access. Per fragment: LAP,
@@ -204,11 +203,7 @@ pub fn access_absolute(vm: &Vm, gpa: u64, mut buf: Buffer<'_>, key: AccessKey) -
     while done < len {
         let frag = (PAGE_SIZE - (gpa & 0xFFF)).min((len - done) as u64) as usize;
         let a = AbsoluteAddress(gpa);
-        let sk = vm.storage_key(a).map_err(|_| Pgm::ADDRESSING)?;
-        if !key.permits(sk, mode) {
-            return Err(Pgm::PROTECTION);
-        }
-        move_fragment(vm, a, &mut buf, done, frag)?;
+        move_fragment_with(vm, a, &mut buf, done, frag, |sk| key.permits(sk, mode))?;
         done += frag;
         gpa = gpa.wrapping_add(frag as u64);
     }

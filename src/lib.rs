@@ -15,10 +15,12 @@ pub mod exception;
 pub mod keys;
 pub mod memop;
 pub mod oracle;
+pub mod perf;
 pub mod protection;
 pub mod scenario;
 #[allow(unsafe_code)]
 pub mod storage;
+pub mod tlb;
 pub mod tprot;
 pub mod translate;
 pub mod vcpu;

@@ -115,6 +115,16 @@ enum Command {
     /// with the table of known departures (docs/conformance.md) and exits non-zero on
     /// a difference that is not known. See oracle/README.md.
     Oracle(s390_gaccess::oracle::OracleArgs),
+    /// Run the headline performance measurements (at most about 15 seconds).
+    ///
+    /// Translation through each designation type, cache hits, memops of 8 bytes and
+    /// 64 KiB beside a plain memcpy of the same size, and a sparse 1 TiB guest.
+    /// docs/performance.md explains the method.
+    Bench {
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// An exit status from a library command, kept within 0..=255.
@@ -172,6 +182,7 @@ fn main() -> ExitCode {
         ),
         Command::Check { files } => cmd_check(&files),
         Command::Oracle(args) => clamp_status(s390_gaccess::oracle::oracle_command(&args)),
+        Command::Bench { json } => clamp_status(s390_gaccess::perf::bench_command(json)),
     };
     ExitCode::from(status)
 }

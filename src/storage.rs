@@ -6,11 +6,51 @@
 //! page is touched. Several threads may access one guest: data moves with plain
 //! copies (like the host CPU's MVCOS, no atomicity beyond a byte), key R/C updates and
 //! compare-and-swap use atomic instructions on the mapped bytes.
+//!
+//! ## The table marker and the generation (translation cache support)
+//!
+//! Bit 7 of a key byte is architecturally 0 (§4). This module uses it as a private
+//! marker, [`TABLE_MARK`], never visible through a key read: a cached DAT walk
+//! ([`crate::tlb`]) sets it, together with R, on every frame whose table entries it
+//! read. Every path here that changes a marked frame's bytes (writes, compare-and-swap)
+//! or its key byte (set, update, reset: the only ways R can be cleared) replaces the
+//! storage's [`generation`](GuestStorage::generation) with a fresh value. A cached
+//! translation is valid only at the generation it was made at, so no cached result
+//! survives a change to the tables it came from, nor to the R bits the walk set.
+//!
+//! Ordering: a writer stores the data, issues a SeqCst fence, then reads the markers;
+//! a cached walk sets a missing marker with a SeqCst read-modify-write and a fence
+//! before it reads the entry. So either the writer sees the marker (and changes the
+//! generation), or the walk reads the new data. The walk loads the generation before
+//! it reads any entry, and a writer changes the generation only after its data store,
+//! so an entry recorded under a generation that a writer has since replaced is dead.
 
 use crate::addr::{AbsoluteAddress, PAGE_SIZE};
 use crate::keys::StorageKey;
-use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering, fence};
 use memmap2::{MmapOptions, MmapRaw};
+
+/// The private "holds DAT tables read by a cached walk" marker: bit 7 of the key byte,
+/// which is architecturally 0 and masked out of every key read (§4).
+pub(crate) const TABLE_MARK: u8 = 0x01;
+/// The architected bits of a key byte.
+const KEY_BITS: u8 = !TABLE_MARK;
+
+/// Source of generation values. Each value is handed out once, to one storage, so a
+/// generation identifies both the storage and the state of its marked frames.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+fn fresh_generation() -> u64 {
+    NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Set `bits` in a key byte before reading the frame's table entry: the RMW and the
+/// fence order the marker before the read (see the module documentation).
+#[cold]
+fn set_bits_ordered(cell: &AtomicU8, bits: u8) {
+    cell.fetch_or(bits, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+}
 
 /// Errors in a storage layout; the caller's problem.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -124,9 +164,56 @@ impl Memslot {
     }
 }
 
+/// The first memslot, reduced to what the hot paths need: its range, and the host
+/// addresses of guest byte 0 and of the key of frame 0 *as if* the maps started at
+/// guest address 0 (so the host address of `addr` is one addition). The biased
+/// pointers are computed with wrapping arithmetic and only dereferenced for addresses
+/// inside the slot.
+struct FastSlot {
+    start: u64,
+    /// 0 when there is no slot: nothing matches.
+    size: u64,
+    data: *mut u8,
+    keys: *mut u8,
+}
+
+impl FastSlot {
+    #[inline(always)]
+    fn contains(&self, addr: u64) -> bool {
+        addr.wrapping_sub(self.start) < self.size
+    }
+    /// The host pointer of guest byte `addr`, which must be in the slot.
+    #[inline(always)]
+    fn byte_ptr(&self, addr: u64) -> *mut u8 {
+        self.data.wrapping_add(addr as usize)
+    }
+    /// The key cell of the frame holding `addr`, which must be in the slot.
+    #[inline(always)]
+    fn key_cell(&self, addr: u64) -> &AtomicU8 {
+        let p = self.keys.wrapping_add((addr >> 12) as usize);
+        // SAFETY: `addr` lies in the slot, so `p` is inside the slot's key map (one
+        // byte per frame, the bias undone by `addr >> 12`), which lives as long as the
+        // storage; every access to key bytes is atomic.
+        unsafe { AtomicU8::from_ptr(p) }
+    }
+}
+
 /// Guest absolute storage: the memslots and their storage keys.
 pub struct GuestStorage {
     slots: Vec<Memslot>,
+    fast: FastSlot,
+    /// Replaced by a fresh value whenever a marked frame's bytes or key change.
+    generation: AtomicU64,
+}
+
+/// Why a keyed frame access ([`GuestStorage::fetch_frame`], [`GuestStorage::store_frame`])
+/// did not move data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameAccessError {
+    /// The frame lies outside every memslot.
+    NotInMemory,
+    /// The key check refused the access; the frame's R and C are unchanged (§13.1 Q4).
+    Refused,
 }
 
 impl core::fmt::Debug for GuestStorage {
@@ -179,7 +266,66 @@ impl GuestStorage {
                 })
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
-        Ok(Self { slots })
+        let fast = match slots.first() {
+            Some(s) => FastSlot {
+                start: s.start,
+                size: s.size,
+                data: s.data.as_mut_ptr().wrapping_sub(s.start as usize),
+                keys: s
+                    .keys
+                    .as_mut_ptr()
+                    .wrapping_sub((s.start / PAGE_SIZE) as usize),
+            },
+            None => FastSlot {
+                start: 0,
+                size: 0,
+                data: core::ptr::null_mut(),
+                keys: core::ptr::null_mut(),
+            },
+        };
+        Ok(Self {
+            slots,
+            fast,
+            generation: AtomicU64::new(fresh_generation()),
+        })
+    }
+
+    /// The current generation: a value that changes whenever a frame holding DAT
+    /// tables read by a cached walk is written or has its key changed (see the module
+    /// documentation). Values are never reused, by this or any other storage.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Invalidate every cached translation of this storage.
+    #[cold]
+    fn bump_generation(&self) {
+        self.generation.store(fresh_generation(), Ordering::SeqCst);
+    }
+
+    /// After a data store to `[addr, addr+len)`: if any frame of the range is marked,
+    /// bump the generation. The fence orders the store before the marker loads.
+    #[inline]
+    fn after_store(&self, addr: u64, len: usize) {
+        fence(Ordering::SeqCst);
+        if len == 0 {
+            return;
+        }
+        let last = addr.wrapping_add(len as u64 - 1);
+        let mut frame = addr & !(PAGE_SIZE - 1);
+        loop {
+            if let Some(s) = self.slot(frame)
+                && s.key_cell(frame).load(Ordering::Relaxed) & TABLE_MARK != 0
+            {
+                self.bump_generation();
+                return;
+            }
+            if frame == last & !(PAGE_SIZE - 1) {
+                return;
+            }
+            frame = frame.wrapping_add(PAGE_SIZE);
+        }
     }
 
     /// The memslots as `(start, size)`, in address order.
@@ -187,9 +333,18 @@ impl GuestStorage {
         self.slots.iter().map(|s| (s.start, s.size))
     }
 
-    #[inline]
+    #[inline(always)]
     fn slot(&self, addr: u64) -> Option<&Memslot> {
-        // Most guests have one or two slots: a linear scan beats a binary search there.
+        // Most guests have one slot, or find most accesses in the first: test it inline.
+        if self.fast.contains(addr) {
+            return self.slots.first();
+        }
+        self.slot_slow(addr)
+    }
+
+    #[inline(never)]
+    fn slot_slow(&self, addr: u64) -> Option<&Memslot> {
+        // A linear scan beats a binary search for a few slots.
         if self.slots.len() <= 4 {
             return self.slots.iter().find(|s| s.contains(addr));
         }
@@ -253,6 +408,7 @@ impl GuestStorage {
             unsafe {
                 core::ptr::copy_nonoverlapping(data.as_ptr(), s.byte_ptr(addr.0), data.len())
             };
+            self.after_store(addr.0, data.len());
             return Ok(());
         }
         let mut done = 0;
@@ -261,12 +417,19 @@ impl GuestStorage {
             unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), s.byte_ptr(a), n) };
             done += n;
         }
+        self.after_store(addr.0, data.len());
         Ok(())
     }
 
     /// Read a big-endian doubleword. The 8 bytes must be in memory.
     #[inline]
     pub fn read_u64(&self, addr: AbsoluteAddress) -> Result<u64, NotInMemory> {
+        if addr.0 & 7 == 0 && self.fast.contains(addr.0) {
+            // SAFETY: 8-byte aligned and in the first slot, whose size is a multiple of
+            // 4096: all 8 bytes are inside its live map.
+            let raw = unsafe { self.fast.byte_ptr(addr.0).cast::<u64>().read_unaligned() };
+            return Ok(u64::from_be(raw));
+        }
         let mut b = [0u8; 8];
         self.read(addr, &mut b)?;
         Ok(u64::from_be_bytes(b))
@@ -288,13 +451,18 @@ impl GuestStorage {
     #[inline]
     pub fn key(&self, addr: AbsoluteAddress) -> Result<StorageKey, NotInMemory> {
         let s = self.slot(addr.0).ok_or(NotInMemory(addr))?;
-        Ok(StorageKey(s.key_cell(addr.0).load(Ordering::Relaxed)))
+        Ok(StorageKey(
+            s.key_cell(addr.0).load(Ordering::Relaxed) & KEY_BITS,
+        ))
     }
 
     /// Set the storage key of the frame holding `addr` (bit 7 is forced to 0).
     pub fn set_key(&self, addr: AbsoluteAddress, key: StorageKey) -> Result<(), NotInMemory> {
         let s = self.slot(addr.0).ok_or(NotInMemory(addr))?;
-        s.key_cell(addr.0).store(key.0 & 0xFE, Ordering::Relaxed);
+        let old = s.key_cell(addr.0).swap(key.0 & KEY_BITS, Ordering::SeqCst);
+        if old & TABLE_MARK != 0 {
+            self.bump_generation();
+        }
         Ok(())
     }
 
@@ -314,6 +482,117 @@ impl GuestStorage {
         }
     }
 
+    /// Read the big-endian 8-byte DAT table entry at `addr` (8-byte aligned, as every
+    /// entry address is) and set `bits` in its frame's key byte: R, as the host's load
+    /// does (§10.3), and for a cached walk also [`TABLE_MARK`]. `None` outside memory
+    /// (nothing is marked then). The bits are set before the entry is read (see the
+    /// module documentation for why); the outcome equals `read_u64` then `mark`.
+    #[inline(always)]
+    pub(crate) fn read_table_entry(&self, addr: u64, bits: u8) -> Option<u64> {
+        if addr & 7 == 0 && self.fast.contains(addr) {
+            let cell = self.fast.key_cell(addr);
+            if cell.load(Ordering::Relaxed) & bits != bits {
+                set_bits_ordered(cell, bits);
+            }
+            // SAFETY: 8-byte aligned and in the first slot, whose size is a multiple of
+            // 4096: all 8 bytes are inside its live map.
+            let raw = unsafe { self.fast.byte_ptr(addr).cast::<u64>().read_unaligned() };
+            return Some(u64::from_be(raw));
+        }
+        self.read_table_entry_slow(addr, bits)
+    }
+
+    #[inline(never)]
+    fn read_table_entry_slow(&self, addr: u64, bits: u8) -> Option<u64> {
+        if addr & 7 != 0 {
+            // Not reachable from the walk (entry addresses are multiples of 8); keep
+            // the general semantics anyway, marking both frames the bytes may span.
+            self.read_u64(AbsoluteAddress(addr)).ok()?;
+            for a in [addr, addr.wrapping_add(7)] {
+                if let Some(s) = self.slot(a) {
+                    s.key_cell(a).fetch_or(bits, Ordering::SeqCst);
+                }
+            }
+            fence(Ordering::SeqCst);
+            return self.read_u64(AbsoluteAddress(addr)).ok();
+        }
+        let s = self.slot(addr)?;
+        let cell = s.key_cell(addr);
+        if cell.load(Ordering::Relaxed) & bits != bits {
+            set_bits_ordered(cell, bits);
+        }
+        // SAFETY: `addr` is 8-byte aligned and lies in the slot, whose size is a
+        // multiple of 4096, so all 8 bytes are inside the slot's live map.
+        let raw = unsafe { s.byte_ptr(addr).cast::<u64>().read_unaligned() };
+        Some(u64::from_be(raw))
+    }
+
+    /// One fragment of a keyed fetch (the data phase of §5.8, §6.1): `buf.len()` bytes
+    /// at `addr`, within one 4 KiB frame. The frame's key goes to `permit`; if it
+    /// allows, the bytes are copied and R is set (§10.3). One memslot lookup for the key,
+    /// the copy and the mark.
+    #[inline]
+    pub fn fetch_frame(
+        &self,
+        addr: AbsoluteAddress,
+        buf: &mut [u8],
+        permit: impl FnOnce(StorageKey) -> bool,
+    ) -> Result<(), FrameAccessError> {
+        let a = addr.0;
+        let s = self.slot(a).ok_or(FrameAccessError::NotInMemory)?;
+        let cell = s.key_cell(a);
+        if !permit(StorageKey(cell.load(Ordering::Relaxed) & KEY_BITS)) {
+            return Err(FrameAccessError::Refused);
+        }
+        if (a & (PAGE_SIZE - 1)) + buf.len() as u64 <= PAGE_SIZE {
+            // SAFETY: the range lies in one frame of this slot (checked above; slots
+            // are whole frames), inside its live map; `buf` is host memory.
+            unsafe { core::ptr::copy_nonoverlapping(s.byte_ptr(a), buf.as_mut_ptr(), buf.len()) };
+        } else {
+            self.read(addr, buf)
+                .map_err(|_| FrameAccessError::NotInMemory)?;
+        }
+        if cell.load(Ordering::Relaxed) & StorageKey::REFERENCE == 0 {
+            cell.fetch_or(StorageKey::REFERENCE, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// One fragment of a keyed store: like [`fetch_frame`](Self::fetch_frame), copying
+    /// `data` in and setting R and C.
+    #[inline]
+    pub fn store_frame(
+        &self,
+        addr: AbsoluteAddress,
+        data: &[u8],
+        permit: impl FnOnce(StorageKey) -> bool,
+    ) -> Result<(), FrameAccessError> {
+        let a = addr.0;
+        let s = self.slot(a).ok_or(FrameAccessError::NotInMemory)?;
+        let cell = s.key_cell(a);
+        if !permit(StorageKey(cell.load(Ordering::Relaxed) & KEY_BITS)) {
+            return Err(FrameAccessError::Refused);
+        }
+        if (a & (PAGE_SIZE - 1)) + data.len() as u64 <= PAGE_SIZE {
+            // SAFETY: as in `fetch_frame`; `data` is host memory, not guest storage.
+            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), s.byte_ptr(a), data.len()) };
+            fence(Ordering::SeqCst);
+            let k = cell.load(Ordering::Relaxed);
+            const RC: u8 = StorageKey::REFERENCE | StorageKey::CHANGE;
+            if k & RC != RC {
+                cell.fetch_or(RC, Ordering::Relaxed);
+            }
+            if k & TABLE_MARK != 0 {
+                self.bump_generation();
+            }
+        } else {
+            self.write(addr, data)
+                .map_err(|_| FrameAccessError::NotInMemory)?;
+            self.mark(addr, StorageKey::REFERENCE | StorageKey::CHANGE);
+        }
+        Ok(())
+    }
+
     /// Atomically replace the key's bits under `mask` with `value`, returning the old key
     /// (for RRBE-like operations).
     pub fn update_key(
@@ -324,13 +603,19 @@ impl GuestStorage {
         let s = self.slot(addr.0).ok_or(NotInMemory(addr))?;
         let cell = s.key_cell(addr.0);
         let old = cell
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| Some(f(k) & 0xFE))
+            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |k| {
+                Some(f(k & KEY_BITS) & KEY_BITS)
+            })
             .unwrap_or_else(|k| k);
-        Ok(StorageKey(old))
+        if old & TABLE_MARK != 0 {
+            self.bump_generation();
+        }
+        Ok(StorageKey(old & KEY_BITS))
     }
 
     /// Reset every frame's key to 0 (`dat_reset_skeys`).
     pub fn reset_keys(&self) {
+        let mut marked = false;
         for s in &self.slots {
             let frames = (s.size / PAGE_SIZE) as usize;
             for i in 0..frames {
@@ -338,9 +623,13 @@ impl GuestStorage {
                 let cell = unsafe { AtomicU8::from_ptr(s.keys.as_mut_ptr().add(i)) };
                 // Touch only non-zero keys so untouched key pages stay uncommitted.
                 if cell.load(Ordering::Relaxed) != 0 {
-                    cell.store(0, Ordering::Relaxed);
+                    marked |= cell.swap(0, Ordering::SeqCst) & TABLE_MARK != 0;
                 }
             }
+        }
+        // R is gone from marked frames: no cached translation may survive.
+        if marked {
+            self.bump_generation();
         }
     }
 
@@ -382,18 +671,24 @@ impl GuestStorage {
                 }
             }};
         }
-        Ok(Some(match len {
+        let r = match len {
             1 => cas!(AtomicU8, u8, 1),
             2 => cas!(AtomicU16, u16, 2),
             4 => cas!(AtomicU32, u32, 4),
             8 => cas!(AtomicU64, u64, 8),
             _ => cas!(portable_atomic::AtomicU128, u128, 16),
-        }))
+        };
+        if r == CompareExchange::Exchanged {
+            self.after_store(addr.0, len);
+        }
+        Ok(Some(r))
     }
 }
 
-// SAFETY: the maps are plain memory owned by `GuestStorage`; all shared mutation goes
-// through raw-pointer copies and atomics, the model's contract for concurrent guests.
+// SAFETY: the maps are plain memory owned by `GuestStorage` (the `FastSlot` pointers
+// point into the first slot's maps and live as long as they do); all shared mutation
+// goes through raw-pointer copies and atomics, the model's contract for concurrent
+// guests.
 unsafe impl Send for GuestStorage {}
 // SAFETY: as above.
 unsafe impl Sync for GuestStorage {}

@@ -121,6 +121,9 @@ fn record_art_references(vm: &Vm, art: &ArtTrace) {
 /// Translate one fragment's first byte (effective address `ga`): DAT walk with the
 /// vCPU's context, or prefixing when DAT is off (§5.4). Sets reference bits on the
 /// table frames read. Returns the translation or the code and protection type.
+///
+/// The walk goes through the vCPU's translation cache ([`crate::tlb`]), which returns
+/// exactly what the walk returns and leaves the keys as the walk leaves them.
 #[inline]
 pub fn translate_fragment(
     vm: &Vm,
@@ -129,10 +132,23 @@ pub fn translate_fragment(
     ga: u64,
     mode: AccessMode,
 ) -> Result<Translation, (Pgm, ProtectionType)> {
-    if vcpu.psw.dat() {
-        let out = walk::walk(vm.storage(), ga, &walk_context(vm, vcpu, asce, mode));
-        record_references(vm, &out.trace);
-        out.result.map_err(|e| (e.code, e.prot))
+    let ctx = vcpu.psw.dat().then(|| walk_context(vm, vcpu, asce, mode));
+    translate_in(vm, vcpu, ctx.as_ref(), ga)
+}
+
+/// [`translate_fragment`] with the walk context computed once per access (`None`
+/// with DAT off).
+#[inline(always)]
+fn translate_in(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    ctx: Option<&WalkContext>,
+    ga: u64,
+) -> Result<Translation, (Pgm, ProtectionType)> {
+    if let Some(ctx) = ctx {
+        vcpu.tlb
+            .translate(vm.storage(), ga, ctx)
+            .map_err(|e| (e.code, e.prot))
     } else {
         let abs = vcpu.real_to_absolute(RealAddress(ga));
         if !vm.storage().in_memory(abs) {
@@ -191,6 +207,7 @@ pub fn range_to_gpas(
 ) -> Result<(), AccessError> {
     let lap = protection::low_address_protection_enabled(vcpu, asce.private());
     let overrides = Overrides::for_access(vcpu, mode, asce.private());
+    let ctx = vcpu.psw.dat().then(|| walk_context(vm, vcpu, asce, mode));
     let mut ga = ga;
     let mut len = len;
     let mut offset = ga & 0xFFF;
@@ -208,7 +225,7 @@ pub fn range_to_gpas(
         if mode == AccessMode::Store && lap && protection::is_low_address(eff) {
             return Err(exc(Pgm::PROTECTION, ProtectionType::LowAddress));
         }
-        let t = translate_fragment(vm, vcpu, asce, eff, mode).map_err(|(c, p)| exc(c, p))?;
+        let t = translate_in(vm, vcpu, ctx.as_ref(), eff).map_err(|(c, p)| exc(c, p))?;
         check_fragment_key(vm, key, &overrides, mode, t.address, eff, frag)
             .map_err(|c| exc(c, ProtectionType::KeyControlled))?;
         on_page(t.address);

@@ -4,6 +4,7 @@
 
 use crate::addr::{AbsoluteAddress, RealAddress, bit};
 use crate::exception::PgmInfo;
+use crate::tlb::TranslationCache;
 
 /// The PSW (mask and instruction address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -168,6 +169,10 @@ pub struct Vcpu {
     pub pending_pgm: Option<PgmInfo>,
     /// Breaking-event address stored at delivery (`gbea`; 1 after reset, §13.1).
     pub gbea: u64,
+    /// The translation cache of this vCPU: invisible (results, memory and keys are
+    /// those of the uncached walk, and vCPUs compare equal whatever it holds), only
+    /// faster. `vcpu.tlb.set_enabled(false)` switches it off.
+    pub tlb: TranslationCache,
 }
 
 impl Default for Vcpu {
@@ -195,6 +200,7 @@ impl Vcpu {
             pgm: PgmInfo::default(),
             pending_pgm: None,
             gbea: 1,
+            tlb: TranslationCache::new(),
         }
     }
 

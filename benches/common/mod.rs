@@ -111,7 +111,8 @@ impl Guest {
         let asce = {
             let mut b = SpaceBuilder::new(vm.storage(), dt, TABLES, 3, 0).unwrap();
             let size = (PAGES * 4096).max(frame.bytes());
-            b.map(base, data, size, frame, LeafFlags::default()).unwrap();
+            b.map(base, data, size, frame, LeafFlags::default())
+                .unwrap();
             b.asce()
         };
         vm.enable_keys();

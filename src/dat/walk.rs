@@ -1,7 +1,8 @@
 //! The DAT walk (`guest_translate_gva`, §5.6): a pure function of guest storage and
 //! the translation context. It returns the absolute address or the exception, plus a
 //! trace of the table entries it read; setting their reference bits (§10.3) is the
-//! caller's job, done in one place (`translate`).
+//! caller's job. The hot path uses [`walk_referencing`], the same walk setting R as
+//! it reads instead of building a trace.
 #![forbid(unsafe_code)]
 
 use super::entries::{
@@ -9,7 +10,8 @@ use super::entries::{
 };
 use crate::addr::{AbsoluteAddress, RealAddress};
 use crate::exception::{AccessMode, ProgramInterruptionCode as Pgm, ProtectionType};
-use crate::storage::GuestStorage;
+use crate::keys::StorageKey;
+use crate::storage::{GuestStorage, TABLE_MARK};
 
 /// Everything the walk needs besides storage and the address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,20 +193,39 @@ fn check_asce(asce: Asce, v: u64) -> Result<(), Pgm> {
     Ok(())
 }
 
-/// The invalid-entry code of a level, and the length/offset code of the level below it.
-const fn level_codes(level: TableLevel) -> (Pgm, Pgm) {
-    match level {
-        TableLevel::RegionFirst => (
-            Pgm::REGION_FIRST_TRANSLATION,
-            Pgm::REGION_SECOND_TRANSLATION,
-        ),
-        TableLevel::RegionSecond => (
-            Pgm::REGION_SECOND_TRANSLATION,
-            Pgm::REGION_THIRD_TRANSLATION,
-        ),
-        TableLevel::RegionThird => (Pgm::REGION_THIRD_TRANSLATION, Pgm::SEGMENT_TRANSLATION),
-        TableLevel::Segment => (Pgm::SEGMENT_TRANSLATION, Pgm::PAGE_TRANSLATION),
-        TableLevel::Page => (Pgm::PAGE_TRANSLATION, Pgm::PAGE_TRANSLATION),
+/// How the walk fetches a table entry: with a trace (the pure [`walk`]) or setting
+/// bits in the entry's frame key as it reads (the translation's side effect, §10.3).
+trait EntrySource {
+    /// The entry at absolute `addr` for `level`, or `None` if it is outside memory.
+    fn fetch(&mut self, storage: &GuestStorage, level: TableLevel, addr: u64) -> Option<u64>;
+}
+
+/// Records every entry read, and the one that could not be read.
+struct Tracing<'t>(&'t mut Trace);
+
+impl EntrySource for Tracing<'_> {
+    #[inline(always)]
+    fn fetch(&mut self, storage: &GuestStorage, level: TableLevel, addr: u64) -> Option<u64> {
+        match storage.read_u64(AbsoluteAddress(addr)) {
+            Ok(e) => {
+                self.0.push(level, AbsoluteAddress(addr), e);
+                Some(e)
+            }
+            Err(_) => {
+                self.0.unreadable = Some((level, AbsoluteAddress(addr)));
+                None
+            }
+        }
+    }
+}
+
+/// Sets `bits` (R, and the translation cache's table marker) on each entry's frame.
+struct Referencing(u8);
+
+impl EntrySource for Referencing {
+    #[inline(always)]
+    fn fetch(&mut self, storage: &GuestStorage, _level: TableLevel, addr: u64) -> Option<u64> {
+        storage.read_table_entry(addr, self.0)
     }
 }
 
@@ -212,18 +233,79 @@ const fn level_codes(level: TableLevel) -> (Pgm, Pgm) {
 /// ASCE checks, then per level addressing of the entry, invalid bit, table type and
 /// length/offset or private-space checks, then DAT protection (store), then addressing
 /// of the frame.
+///
+/// Pure: reference bits are not set; the trace says which entries to set them on.
 pub fn walk(storage: &GuestStorage, v: u64, ctx: &WalkContext) -> WalkOutcome {
     let mut trace = Trace::default();
-    let result = walk_inner(storage, v, ctx, &mut trace);
+    let result = walk_inner(storage, v, ctx, &mut Tracing(&mut trace));
     WalkOutcome { result, trace }
 }
 
+/// The walk with its one side effect and no trace: R is set on the frame of every
+/// entry read, as the kernel's loads set it (§10.3, §11 item 15). The result, and the
+/// keys afterwards, equal [`walk`] followed by setting R on every traced entry's frame.
 #[inline]
+pub fn walk_referencing(
+    storage: &GuestStorage,
+    v: u64,
+    ctx: &WalkContext,
+) -> Result<Translation, DatException> {
+    walk_inner(storage, v, ctx, &mut Referencing(StorageKey::REFERENCE))
+}
+
+/// [`walk_referencing`] that also sets the table marker (for the translation cache).
+#[inline]
+pub(crate) fn walk_marking(
+    storage: &GuestStorage,
+    v: u64,
+    ctx: &WalkContext,
+) -> Result<Translation, DatException> {
+    walk_inner(
+        storage,
+        v,
+        ctx,
+        &mut Referencing(StorageKey::REFERENCE | TABLE_MARK),
+    )
+}
+
+/// A region-first or region-second table entry (§5.6): invalid → `invalid`; TT ≠
+/// `tt` → translation specification; the next level's index bits 0-1 outside TF..TL →
+/// `length`. Accumulates P (with EDAT-1, §11 item 5) and returns the next entry's
+/// address: the next table's origin plus the next level's index.
+#[inline(always)]
+fn upper_region_entry(
+    e: u64,
+    v: u64,
+    ctx: &WalkContext,
+    tt: u64,
+    lower: TableLevel,
+    codes: (Pgm, Pgm),
+    dat_prot: &mut bool,
+) -> Result<u64, DatException> {
+    let rte = RegionTableEntry(e);
+    if rte.invalid() {
+        return Err(DatException::new(codes.0));
+    }
+    if rte.tt() != tt {
+        return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+    }
+    let x01 = lower.index_top2(v);
+    if x01 < rte.tf() || x01 > rte.tl() {
+        return Err(DatException::new(codes.1));
+    }
+    *dat_prot |= ctx.edat1 && rte.protected();
+    Ok(rte.origin().wrapping_add(lower.index(v) * 8))
+}
+
+/// The walk proper, unrolled: it enters the chain of levels at the ASCE's designation
+/// type and falls through to the page table. `source` reads each entry (and records it
+/// or sets its frame's R).
+#[inline(always)]
 fn walk_inner(
     storage: &GuestStorage,
     v: u64,
     ctx: &WalkContext,
-    trace: &mut Trace,
+    source: &mut impl EntrySource,
 ) -> Result<Translation, DatException> {
     let asce = ctx.asce;
     let mut dat_prot = false;
@@ -242,106 +324,109 @@ fn walk_inner(
     }
     check_asce(asce, v).map_err(DatException::new)?;
 
-    let mut level = asce.dt().level();
-    let mut entry_addr = asce.origin().wrapping_add(level.index(v) * 8);
-    loop {
-        // §11 item 1: entries are read at absolute addresses, no prefixing.
-        let Ok(e) = storage.read_u64(AbsoluteAddress(entry_addr)) else {
-            trace.unreadable = Some((level, AbsoluteAddress(entry_addr)));
-            return Err(DatException::new(Pgm::ADDRESSING));
+    let dt = asce.dt();
+    let mut addr = asce.origin().wrapping_add(dt.level().index(v) * 8);
+    // §11 item 1: entries are read at absolute addresses, no prefixing; outside
+    // memory is PGM 5.
+    macro_rules! fetch {
+        ($level:expr) => {
+            match source.fetch(storage, $level, addr) {
+                Some(e) => e,
+                None => return Err(DatException::new(Pgm::ADDRESSING)),
+            }
         };
-        trace.push(level, AbsoluteAddress(entry_addr), e);
-        let (invalid_code, length_code) = level_codes(level);
-        match level {
-            TableLevel::RegionFirst | TableLevel::RegionSecond => {
-                let rte = RegionTableEntry(e);
-                if rte.invalid() {
-                    return Err(DatException::new(invalid_code));
-                }
-                if Some(rte.tt()) != level.table_type() {
-                    return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
-                }
-                let lower = if level == TableLevel::RegionFirst {
-                    TableLevel::RegionSecond
-                } else {
-                    TableLevel::RegionThird
-                };
-                let x01 = lower.index_top2(v);
-                if x01 < rte.tf() || x01 > rte.tl() {
-                    return Err(DatException::new(length_code));
-                }
-                // §11 item 5: region P bits count only with EDAT-1.
-                dat_prot |= ctx.edat1 && rte.protected();
-                entry_addr = rte.origin().wrapping_add(lower.index(v) * 8);
-                level = lower;
-            }
-            TableLevel::RegionThird => {
-                let rtte = RegionTableEntry(e);
-                if rtte.invalid() {
-                    return Err(DatException::new(invalid_code));
-                }
-                if rtte.tt() != 1 {
-                    return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
-                }
-                if e & RegionTableEntry::CR != 0 && asce.private() && ctx.edat2 {
-                    return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
-                }
-                if rtte.fc() && ctx.edat2 {
-                    dat_prot |= rtte.protected();
-                    let iep_prot = e & RegionTableEntry::IEP != 0;
-                    let r = (e & RegionTableEntry::RFAA) | (v & 0x7FFF_FFFF);
-                    return finish(storage, ctx, r, r, FrameSize::Size2G, dat_prot, iep_prot);
-                }
-                // §11 item 4: FC without EDAT-2 is read as FC=0.
-                let sx01 = TableLevel::Segment.index_top2(v);
-                if sx01 < rtte.tf() || sx01 > rtte.tl() {
-                    return Err(DatException::new(length_code));
-                }
-                dat_prot |= ctx.edat1 && rtte.protected();
-                entry_addr = rtte.origin().wrapping_add(TableLevel::Segment.index(v) * 8);
-                level = TableLevel::Segment;
-            }
-            TableLevel::Segment => {
-                let ste = SegmentTableEntry(e);
-                if ste.invalid() {
-                    return Err(DatException::new(invalid_code));
-                }
-                if ste.tt() != 0 {
-                    return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
-                }
-                if e & SegmentTableEntry::CS != 0 && asce.private() {
-                    return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
-                }
-                dat_prot |= ste.protected();
-                if ste.fc() && ctx.edat1 {
-                    let iep_prot = e & SegmentTableEntry::IEP != 0;
-                    let r = (e & SegmentTableEntry::SFAA) | (v & 0xF_FFFF);
-                    return finish(storage, ctx, r, r, FrameSize::Size1M, dat_prot, iep_prot);
-                }
-                entry_addr =
-                    (e & SegmentTableEntry::PTO).wrapping_add(TableLevel::Page.index(v) * 8);
-                level = TableLevel::Page;
-            }
-            TableLevel::Page => {
-                let pte = PageTableEntry(e);
-                if pte.invalid() {
-                    return Err(DatException::new(invalid_code));
-                }
-                if e & PageTableEntry::Z != 0 {
-                    return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
-                }
-                dat_prot |= e & PageTableEntry::P != 0;
-                let iep_prot = e & PageTableEntry::IEP != 0;
-                let r = (e & PageTableEntry::PFRA) | (v & 0xFFF);
-                let a = real_to_absolute(r, ctx.prefix);
-                return finish(storage, ctx, r, a, FrameSize::Size4K, dat_prot, iep_prot);
-            }
-        }
     }
+    if dt == DesignationType::RegionFirst {
+        let e = fetch!(TableLevel::RegionFirst);
+        addr = upper_region_entry(
+            e,
+            v,
+            ctx,
+            3,
+            TableLevel::RegionSecond,
+            (
+                Pgm::REGION_FIRST_TRANSLATION,
+                Pgm::REGION_SECOND_TRANSLATION,
+            ),
+            &mut dat_prot,
+        )?;
+    }
+    if dt >= DesignationType::RegionSecond {
+        let e = fetch!(TableLevel::RegionSecond);
+        addr = upper_region_entry(
+            e,
+            v,
+            ctx,
+            2,
+            TableLevel::RegionThird,
+            (
+                Pgm::REGION_SECOND_TRANSLATION,
+                Pgm::REGION_THIRD_TRANSLATION,
+            ),
+            &mut dat_prot,
+        )?;
+    }
+    if dt >= DesignationType::RegionThird {
+        let e = fetch!(TableLevel::RegionThird);
+        let rtte = RegionTableEntry(e);
+        if rtte.invalid() {
+            return Err(DatException::new(Pgm::REGION_THIRD_TRANSLATION));
+        }
+        if rtte.tt() != 1 {
+            return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+        }
+        if e & RegionTableEntry::CR != 0 && asce.private() && ctx.edat2 {
+            return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+        }
+        if rtte.fc() && ctx.edat2 {
+            dat_prot |= rtte.protected();
+            let iep_prot = e & RegionTableEntry::IEP != 0;
+            let r = (e & RegionTableEntry::RFAA) | (v & 0x7FFF_FFFF);
+            return finish(storage, ctx, r, r, FrameSize::Size2G, dat_prot, iep_prot);
+        }
+        // §11 item 4: FC without EDAT-2 is read as FC=0.
+        let sx01 = TableLevel::Segment.index_top2(v);
+        if sx01 < rtte.tf() || sx01 > rtte.tl() {
+            return Err(DatException::new(Pgm::SEGMENT_TRANSLATION));
+        }
+        dat_prot |= ctx.edat1 && rtte.protected();
+        addr = rtte.origin().wrapping_add(TableLevel::Segment.index(v) * 8);
+    }
+    let e = fetch!(TableLevel::Segment);
+    let ste = SegmentTableEntry(e);
+    if ste.invalid() {
+        return Err(DatException::new(Pgm::SEGMENT_TRANSLATION));
+    }
+    if ste.tt() != 0 {
+        return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+    }
+    if e & SegmentTableEntry::CS != 0 && asce.private() {
+        return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+    }
+    dat_prot |= ste.protected();
+    if ste.fc() && ctx.edat1 {
+        let iep_prot = e & SegmentTableEntry::IEP != 0;
+        let r = (e & SegmentTableEntry::SFAA) | (v & 0xF_FFFF);
+        return finish(storage, ctx, r, r, FrameSize::Size1M, dat_prot, iep_prot);
+    }
+    addr = (e & SegmentTableEntry::PTO).wrapping_add(TableLevel::Page.index(v) * 8);
+    let e = fetch!(TableLevel::Page);
+    let pte = PageTableEntry(e);
+    if pte.invalid() {
+        return Err(DatException::new(Pgm::PAGE_TRANSLATION));
+    }
+    if e & PageTableEntry::Z != 0 {
+        return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+    }
+    dat_prot |= e & PageTableEntry::P != 0;
+    let iep_prot = e & PageTableEntry::IEP != 0;
+    let r = (e & PageTableEntry::PFRA) | (v & 0xFFF);
+    let a = real_to_absolute(r, ctx.prefix);
+    finish(storage, ctx, r, a, FrameSize::Size4K, dat_prot, iep_prot)
 }
 
 /// The ABSOLUTE step of §5.6: DAT protection before addressing of the frame.
-#[inline]
+#[inline(always)]
 fn finish(
     storage: &GuestStorage,
     ctx: &WalkContext,
@@ -351,6 +436,28 @@ fn finish(
     dat_protected: bool,
     iep_protected: bool,
 ) -> Result<Translation, DatException> {
+    protection_checks(ctx, dat_protected, iep_protected)?;
+    if !storage.in_memory(AbsoluteAddress(abs)) {
+        return Err(DatException::new(Pgm::ADDRESSING));
+    }
+    Ok(Translation {
+        address: AbsoluteAddress(abs),
+        real: RealAddress(real),
+        frame,
+        dat_protected,
+        iep_protected,
+    })
+}
+
+/// Steps 1 and 2 of ABSOLUTE (§5.6): DAT protection for a store, IEP for an
+/// instruction fetch. Shared with the translation cache, which re-derives these
+/// mode-dependent outcomes from a cached walk exactly as the walk does.
+#[inline(always)]
+pub(crate) fn protection_checks(
+    ctx: &WalkContext,
+    dat_protected: bool,
+    iep_protected: bool,
+) -> Result<(), DatException> {
     if ctx.mode == AccessMode::Store && dat_protected {
         return Err(DatException {
             code: Pgm::PROTECTION,
@@ -363,14 +470,5 @@ fn finish(
             prot: ProtectionType::InstructionExecution,
         });
     }
-    if !storage.in_memory(AbsoluteAddress(abs)) {
-        return Err(DatException::new(Pgm::ADDRESSING));
-    }
-    Ok(Translation {
-        address: AbsoluteAddress(abs),
-        real: RealAddress(real),
-        frame,
-        dat_protected,
-        iep_protected,
-    })
+    Ok(())
 }

@@ -126,8 +126,13 @@ fn sida(vcpu: &mut Vcpu, mop: &KvmS390MemOp, user: &mut UserMemory<'_>) -> Resul
     let (start, end) = (mop.sida_offset() as usize, end as usize);
     if mop.op() == KVM_S390_MEMOP_SIDA_READ {
         let mut bytes = vec![0u8; end - start];
+        // §3.8: the SIDA is `sida_size` bytes; bytes past `vcpu.sida` read as zero. An
+        // offset beyond `vcpu.sida.len()` must not index it (found by fuzzing, see
+        // tests/fuzz_regressions.rs).
         let have = vcpu.sida.len().clamp(start, end);
-        bytes[..have - start].copy_from_slice(&vcpu.sida[start..have]);
+        if have > start {
+            bytes[..have - start].copy_from_slice(&vcpu.sida[start..have]);
+        }
         Ok(user.buf.copy_to(&bytes)?)
     } else {
         let data = user.buf.copy_from(end - start)?;

@@ -1,0 +1,448 @@
+//! A per-vCPU translation cache that nobody can see.
+//!
+//! KVM has no TLB: every access re-walks the DAT tables as they are in memory at that
+//! moment (§5.6 last note, §11 item 2), and every walk sets R on the frames of the
+//! entries it reads (§10.3, §11 item 15). This cache returns exactly what that walk
+//! would return, and leaves storage keys exactly as it would leave them, under any
+//! sequence of writes to table memory, key changes, register, prefix or facility
+//! changes. It only saves the work.
+//!
+//! How:
+//! * A miss runs the walk, which sets R **and a private table marker** (bit 7 of the
+//!   key byte, architecturally 0 and masked out of every key read, see
+//!   [`crate::storage`]) on every frame it reads an entry from.
+//! * [`GuestStorage`] replaces its generation with a never-used value whenever a
+//!   marked frame is written by any path (plain writes, memops, compare-and-swap,
+//!   scenario and builder writes all go through it) or has its key changed (set,
+//!   update, reset: the only ways R is ever cleared).
+//! * An entry records the generation read before its walk and the walk's complete
+//!   input: the page of the effective address, the ASCE, EDAT-1, EDAT-2, IEP and the
+//!   prefix. It hits only at the same generation with the same input. The storage is
+//!   part of the generation (values are unique across storages).
+//! * So on a hit the tables are as the walk read them, and R is still set on every
+//!   frame it read: nothing needs re-marking.
+//! * Only successful walks are cached. The mode-dependent outcomes (DAT protection for
+//!   a store, IEP for an instruction fetch) are re-derived from the cached bits by the
+//!   walk's own code; the final addressing check cannot change, memslots being fixed.
+//!
+//! The cache is direct-mapped, [`ENTRIES`] entries of one cache line each. A vCPU is
+//! normally used by one thread at a time, but `Vcpu` is `Sync` (tests share one between
+//! threads), so the entries are relaxed atomics under a per-entry sequence counter: a
+//! reader that races with a fill sees a miss, never a torn entry. On x86 every one of
+//! these atomics is a plain load or store.
+#![forbid(unsafe_code)]
+
+use crate::addr::{AbsoluteAddress, RealAddress};
+use crate::dat::walk::{
+    self, DatException, FrameSize, Translation, WalkContext, protection_checks,
+};
+use crate::storage::GuestStorage;
+use core::sync::atomic::{AtomicU64, Ordering, fence};
+
+/// Number of entries (a power of two).
+pub const ENTRIES: usize = 256;
+
+/// `Entry::ctl` bits below the prefix (which is 8 KiB aligned).
+const VALID: u64 = 1;
+const EDAT1: u64 = 2;
+const EDAT2: u64 = 4;
+const IEP: u64 = 8;
+
+/// `Entry::abs` bits below the page address.
+const FRAME_MASK: u64 = 3;
+const DAT_PROT: u64 = 4;
+const IEP_PROT: u64 = 8;
+
+/// One cached walk: the input (`page`, `asce`, `ctl`, `generation`) and the result,
+/// under a sequence counter (odd while a fill is writing).
+#[derive(Default)]
+#[repr(align(64))]
+struct Entry {
+    seq: AtomicU64,
+    /// The effective address >> 12.
+    page: AtomicU64,
+    /// The ASCE, all 64 bits.
+    asce: AtomicU64,
+    /// The prefix | IEP | EDAT2 | EDAT1 | VALID.
+    ctl: AtomicU64,
+    /// The storage generation before the walk.
+    generation: AtomicU64,
+    /// The absolute page address | IEP_PROT | DAT_PROT | frame size code.
+    abs: AtomicU64,
+    /// The real page address.
+    real: AtomicU64,
+}
+
+/// A consistent copy of an entry's fields.
+#[derive(Clone, Copy, Default)]
+struct Snapshot {
+    page: u64,
+    asce: u64,
+    ctl: u64,
+    generation: u64,
+    abs: u64,
+    real: u64,
+}
+
+impl Entry {
+    /// The fields if no fill raced with the read.
+    #[inline(always)]
+    fn read(&self) -> Option<Snapshot> {
+        let r = Ordering::Relaxed;
+        let s1 = self.seq.load(Ordering::Acquire);
+        let snap = Snapshot {
+            page: self.page.load(r),
+            asce: self.asce.load(r),
+            ctl: self.ctl.load(r),
+            generation: self.generation.load(r),
+            abs: self.abs.load(r),
+            real: self.real.load(r),
+        };
+        fence(Ordering::Acquire);
+        (s1 & 1 == 0 && self.seq.load(r) == s1).then_some(snap)
+    }
+
+    /// Replace the fields, unless another fill is writing them.
+    fn write(&self, v: &Snapshot) {
+        let r = Ordering::Relaxed;
+        let s = self.seq.load(r);
+        if s & 1 != 0
+            || self
+                .seq
+                .compare_exchange(s, s.wrapping_add(1), Ordering::Acquire, r)
+                .is_err()
+        {
+            return;
+        }
+        fence(Ordering::Release);
+        self.page.store(v.page, r);
+        self.asce.store(v.asce, r);
+        self.ctl.store(v.ctl, r);
+        self.generation.store(v.generation, r);
+        self.abs.store(v.abs, r);
+        self.real.store(v.real, r);
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+    }
+}
+
+/// The control word of a walk context: everything besides the ASCE and the address
+/// that the walk's result depends on (the mode is re-derived, not cached).
+#[inline(always)]
+fn ctl(ctx: &WalkContext) -> u64 {
+    ctx.prefix
+        | VALID
+        | (ctx.edat1 as u64 * EDAT1)
+        | (ctx.edat2 as u64 * EDAT2)
+        | (ctx.iep as u64 * IEP)
+}
+
+/// The entry for a page: consecutive pages get consecutive entries; the next index
+/// bits and the table origin are folded in so that pages at the same offset of
+/// different segments or spaces spread out.
+#[inline(always)]
+fn index(page: u64, asce: u64) -> usize {
+    ((page ^ (page >> 8) ^ (asce >> 12)) as usize) & (ENTRIES - 1)
+}
+
+const fn frame_code(f: FrameSize) -> u64 {
+    match f {
+        FrameSize::Size4K => 0,
+        FrameSize::Size1M => 1,
+        FrameSize::Size2G => 2,
+    }
+}
+
+/// Frame size by code (a table lookup, cheaper than a match on the hit path).
+const FRAMES: [FrameSize; 4] = [
+    FrameSize::Size4K,
+    FrameSize::Size1M,
+    FrameSize::Size2G,
+    FrameSize::Size2G,
+];
+
+#[inline(always)]
+fn frame_of(code: u64) -> FrameSize {
+    FRAMES[(code & FRAME_MASK) as usize]
+}
+
+/// A vCPU's translation cache (see the module documentation). Invisible: two vCPUs
+/// that differ only in their caches compare equal.
+pub struct TranslationCache {
+    entries: Box<[Entry; ENTRIES]>,
+    enabled: bool,
+}
+
+impl TranslationCache {
+    /// An empty, enabled cache.
+    pub fn new() -> Self {
+        Self {
+            entries: Box::new(core::array::from_fn(|_| Entry::default())),
+            enabled: true,
+        }
+    }
+
+    /// An empty cache that is switched off: every translation walks.
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            ..Self::new()
+        }
+    }
+
+    /// Whether the cache is used.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Switch the cache on or off (off also empties it).
+    pub fn set_enabled(&mut self, on: bool) {
+        self.enabled = on;
+        self.flush();
+    }
+
+    /// Drop every entry. Never needed for correctness.
+    pub fn flush(&self) {
+        for e in self.entries.iter() {
+            e.write(&Snapshot::default());
+        }
+    }
+
+    /// The number of valid-looking entries (for tests and statistics; entries of an
+    /// old generation are counted until replaced).
+    pub fn len(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.read().is_some_and(|s| s.ctl & VALID != 0))
+            .count()
+    }
+
+    /// Whether no entry is filled.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a translation of effective address `v` in context `ctx` would be
+    /// answered from the cache now (no side effect; for tests and statistics).
+    pub fn contains(&self, storage: &GuestStorage, v: u64, ctx: &WalkContext) -> bool {
+        if !self.enabled || ctx.asce.real_space() {
+            return false;
+        }
+        let page = v >> 12;
+        self.entries[index(page, ctx.asce.0)]
+            .read()
+            .is_some_and(|e| {
+                e.page == page
+                    && e.asce == ctx.asce.0
+                    && e.ctl == ctl(ctx)
+                    && e.generation == storage.generation()
+            })
+    }
+
+    /// Translate effective address `v` in context `ctx` (§5.6): the result of
+    /// [`walk::walk_referencing`], with its reference bits, from the cache when the
+    /// same walk was cached at the current generation.
+    #[inline(always)]
+    pub fn translate(
+        &self,
+        storage: &GuestStorage,
+        v: u64,
+        ctx: &WalkContext,
+    ) -> Result<Translation, DatException> {
+        if !self.enabled || ctx.asce.real_space() {
+            return Self::uncached(storage, v, ctx);
+        }
+        // Loaded before any entry is read (see `crate::storage`).
+        let generation = storage.generation();
+        let page = v >> 12;
+        let ctl = ctl(ctx);
+        let slot = &self.entries[index(page, ctx.asce.0)];
+        if let Some(e) = slot.read()
+            && e.page == page
+            && e.asce == ctx.asce.0
+            && e.ctl == ctl
+            && e.generation == generation
+        {
+            let dat_protected = e.abs & DAT_PROT != 0;
+            let iep_protected = e.abs & IEP_PROT != 0;
+            protection_checks(ctx, dat_protected, iep_protected)?;
+            let off = v & 0xFFF;
+            return Ok(Translation {
+                address: AbsoluteAddress((e.abs & !0xFFF) | off),
+                real: RealAddress(e.real | off),
+                frame: frame_of(e.abs),
+                dat_protected,
+                iep_protected,
+            });
+        }
+        Self::fill(slot, storage, v, ctx, page, ctl, generation)
+    }
+
+    /// The cache is off, or the ASCE is a real-space designation (no tables).
+    #[inline(never)]
+    fn uncached(
+        storage: &GuestStorage,
+        v: u64,
+        ctx: &WalkContext,
+    ) -> Result<Translation, DatException> {
+        walk::walk_referencing(storage, v, ctx)
+    }
+
+    /// A miss: walk, marking the table frames, and cache a success.
+    #[inline(never)]
+    fn fill(
+        slot: &Entry,
+        storage: &GuestStorage,
+        v: u64,
+        ctx: &WalkContext,
+        page: u64,
+        ctl: u64,
+        generation: u64,
+    ) -> Result<Translation, DatException> {
+        let r = walk::walk_marking(storage, v, ctx);
+        if let Ok(t) = &r {
+            slot.write(&Snapshot {
+                page,
+                asce: ctx.asce.0,
+                ctl,
+                generation,
+                abs: (t.address.0 & !0xFFF)
+                    | frame_code(t.frame)
+                    | if t.dat_protected { DAT_PROT } else { 0 }
+                    | if t.iep_protected { IEP_PROT } else { 0 },
+                real: t.real.0 & !0xFFF,
+            });
+        }
+        r
+    }
+}
+
+impl Default for TranslationCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A clone starts empty (the cache is invisible, so this is a faithful copy).
+impl Clone for TranslationCache {
+    fn clone(&self) -> Self {
+        let mut c = Self::new();
+        c.enabled = self.enabled;
+        c
+    }
+}
+
+impl core::fmt::Debug for TranslationCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TranslationCache")
+            .field("enabled", &self.enabled)
+            .field("entries", &self.len())
+            .finish()
+    }
+}
+
+/// The cache is invisible: it never makes two vCPUs differ.
+impl PartialEq for TranslationCache {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for TranslationCache {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dat::Asce;
+    use crate::dat::builder::{LeafFlags, SpaceBuilder};
+    use crate::dat::{DesignationType, TableLevel};
+    use crate::exception::AccessMode;
+    use crate::keys::StorageKey;
+
+    fn space(storage: &GuestStorage) -> Asce {
+        let mut b =
+            SpaceBuilder::new(storage, DesignationType::RegionFirst, 0x10_0000, 3, 0).unwrap();
+        b.map(
+            0x40_0000,
+            0x80_0000,
+            0x2000,
+            FrameSize::Size4K,
+            LeafFlags::default(),
+        )
+        .unwrap();
+        b.asce()
+    }
+
+    fn ctx(asce: Asce, mode: AccessMode) -> WalkContext {
+        WalkContext {
+            asce,
+            edat1: true,
+            edat2: true,
+            iep: false,
+            mode,
+            prefix: 0,
+        }
+    }
+
+    #[test]
+    fn hit_equals_walk_and_write_invalidates() {
+        let s = GuestStorage::new(&[(0, 16 << 20)]).unwrap();
+        let asce = space(&s);
+        let c = TranslationCache::new();
+        let cx = ctx(asce, AccessMode::Fetch);
+        let a = c.translate(&s, 0x40_0123, &cx).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.translate(&s, 0x40_0123, &cx).unwrap(), a);
+        assert_eq!(a.address, AbsoluteAddress(0x80_0123));
+        // Every table frame carries R, never the marker, in a key read.
+        let pte =
+            crate::dat::builder::entry_address(&s, asce, 0x40_0000, TableLevel::Page).unwrap();
+        assert_eq!(s.key(pte).unwrap(), StorageKey(StorageKey::REFERENCE));
+        // Rewrite the PTE: the next translation sees the new frame.
+        let g = s.generation();
+        s.write_u64(pte, 0x90_0000).unwrap();
+        assert_ne!(s.generation(), g);
+        let b = c.translate(&s, 0x40_0123, &cx).unwrap();
+        assert_eq!(b.address, AbsoluteAddress(0x90_0123));
+        // A key write clearing R bumps the generation too.
+        let g = s.generation();
+        s.set_key(pte, StorageKey(0)).unwrap();
+        assert_ne!(s.generation(), g);
+        c.translate(&s, 0x40_0123, &cx).unwrap();
+        assert!(s.key(pte).unwrap().referenced());
+    }
+
+    #[test]
+    fn store_after_cached_fetch_sees_dat_protection() {
+        let s = GuestStorage::new(&[(0, 16 << 20)]).unwrap();
+        let asce = space(&s);
+        let pte =
+            crate::dat::builder::entry_address(&s, asce, 0x40_0000, TableLevel::Page).unwrap();
+        s.write_u64(pte, 0x80_0000 | 0x200).unwrap();
+        let c = TranslationCache::new();
+        assert!(
+            c.translate(&s, 0x40_0000, &ctx(asce, AccessMode::Fetch))
+                .is_ok()
+        );
+        let r = c.translate(&s, 0x40_0000, &ctx(asce, AccessMode::Store));
+        assert_eq!(
+            r,
+            walk::walk(&s, 0x40_0000, &ctx(asce, AccessMode::Store)).result
+        );
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn unmarked_writes_keep_entries() {
+        let s = GuestStorage::new(&[(0, 16 << 20)]).unwrap();
+        let asce = space(&s);
+        let c = TranslationCache::new();
+        c.translate(&s, 0x40_0000, &ctx(asce, AccessMode::Fetch))
+            .unwrap();
+        let g = s.generation();
+        // The data frame holds no tables.
+        s.write_u64(AbsoluteAddress(0x80_0000), 1).unwrap();
+        s.set_key(AbsoluteAddress(0x80_0000), StorageKey(0x50))
+            .unwrap();
+        assert_eq!(s.generation(), g);
+    }
+}
