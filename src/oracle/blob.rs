@@ -1,5 +1,6 @@
 //! The data the guest reads: the parameter block at base + `PARAM_OFFSET` and the op blob
 //! (`oracle/guest/layout.h` and `main.c` define the same layout).
+#![forbid(unsafe_code)]
 
 /// The lowcore (prefix 0): absolute 0 up to here belongs to the guest.
 pub const LOWCORE_END: u64 = 0x2000;

@@ -6,6 +6,7 @@
 //! the first departure of [`DEPARTURES`] whose backend, fields and test match, or it is
 //! unknown. Many tests ask the model "what if": they compare the emulator with the
 //! access's [`Variants`](super::plan::Variants), the model run without one rule.
+#![forbid(unsafe_code)]
 
 use super::emulator::{Backend, RawResult};
 use super::plan::Access;

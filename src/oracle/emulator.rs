@@ -7,6 +7,7 @@
 //! ESA/390 IPL PSW at 0; output through DIAGNOSE 8 `msgnoh`; an automatic-operator
 //! rule quits on the disabled-wait message. The facts come from the example oracle in
 //! `shared/oracle/README.md` (boot, console, exit, Hercules configuration).
+#![forbid(unsafe_code)]
 
 use super::OracleError;
 use super::blob::{ENTRY_OFFSET, PARAM_OFFSET, param_block};

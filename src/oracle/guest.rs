@@ -4,6 +4,7 @@
 //! `s390-gaccess` builds the same guest as the source tree. The build goes into a
 //! cache directory named after a hash of the sources and flags; an existing build is
 //! reused.
+#![forbid(unsafe_code)]
 
 use super::OracleError;
 use std::path::{Path, PathBuf};

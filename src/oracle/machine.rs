@@ -2,6 +2,7 @@
 //! and storage keys, and vCPU 0 (scenario-format.md `[vm]`, `[[space]]`, `[cpu]`), as
 //! the scenario runner builds them ([`run::Machine`]), with the ASCEs by name and the
 //! table areas the oracle keeps out of.
+#![forbid(unsafe_code)]
 
 use crate::addr::AbsoluteAddress;
 use crate::keys::StorageKey;

@@ -17,6 +17,7 @@
 //! * [`record`]: recorded emulator outputs, replayed without emulators.
 //!
 //! Entry point for the binary: [`oracle_command`] with [`OracleArgs`].
+#![forbid(unsafe_code)]
 
 pub mod blob;
 pub mod compare;

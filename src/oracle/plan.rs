@@ -13,6 +13,7 @@
 //! instructions from (the primary space, or home in home mode). Where a space leaves
 //! that address unmapped, the driver adds the missing tables in free memory, in the
 //! model's storage as well, before the steps run, so both sides see the same tables.
+#![forbid(unsafe_code)]
 
 use super::blob::{AccessRegs, DEFAULT_BASE, GUEST_SIZE, LOWCORE_END, Op, encoded_size};
 use super::emulator::Backend;

@@ -10,6 +10,7 @@
 //! switches at their defaults it must agree with the memop model (the driver checks
 //! this for every access); with a switch off it predicts what a CPU without that rule
 //! would do, which is how known departures of an emulator are recognised.
+#![forbid(unsafe_code)]
 
 use super::emulator::RawResult;
 use crate::addr::{AbsoluteAddress, RealAddress};

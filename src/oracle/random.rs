@@ -8,6 +8,7 @@
 //!
 //! Each batch is a scenario file in the public format (JSON), so any batch can be
 //! saved and rerun (`--save-scenarios`). The same seed gives the same scenarios.
+#![forbid(unsafe_code)]
 
 use crate::scenario::{Format, Scenario, parse_str};
 use serde_json::{Value, json};

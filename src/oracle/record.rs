@@ -11,6 +11,7 @@
 //! address, in hex). `sig` is a hash of the access (address, size, key, PSW, control
 //! registers, value): replaying a recording against a plan whose accesses changed is an
 //! error, so a changed generator or scenario needs a new recording.
+#![forbid(unsafe_code)]
 
 use super::emulator::{Backend, RawResult};
 use super::plan::Plan;

@@ -1,5 +1,6 @@
 //! Printing the comparison: one block per access (text) or one JSON object per access,
 //! and a summary with counts per backend, per departure and per skip reason.
+#![forbid(unsafe_code)]
 
 use super::Checked;
 use super::compare::{Comparison, DEPARTURES, Verdict};
