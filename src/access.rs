@@ -12,7 +12,7 @@ use crate::exception::{
     ProtectionType,
 };
 use crate::keys::{AccessKey, StorageKey};
-use crate::protection::{Overrides, fetch_protection_override_applies};
+use crate::protection::Overrides;
 use crate::storage::{CompareExchange, FrameAccessError};
 use crate::translate::{
     MAX_PAGES, effective_address, exception_context, range_to_gpas, select_asce,
@@ -143,13 +143,7 @@ fn move_page_with_key(
     key: AccessKey,
 ) -> Result<(), Pgm> {
     let mode = buf.mode();
-    let fpo_path = overrides.fpo && fetch_protection_override_applies(ga, frag as u64);
-    let permit = |sk: StorageKey| {
-        key.is_zero()
-            || fpo_path
-            || key.permits(sk, mode)
-            || (overrides.spo && sk.acc() == StorageKey::SPO_ACC)
-    };
+    let permit = |sk: StorageKey| overrides.permits(key, sk, mode, ga, frag as u64);
     move_fragment_with(vm, gpa, buf, done, frag, permit)
 }
 
