@@ -57,9 +57,11 @@ impl Buffer<'_> {
 /// All pages are translated first (LAP, DAT, DAT protection, addressing), so those
 /// exceptions leave storage untouched; then data moves page by page with the key check
 /// (fetch-protection override, storage-protection override), so a key failure on a
-/// later page leaves earlier pages moved and, for a store, terminates (§9.4). On an
-/// exception the contents of a fetch buffer are unspecified (the ioctl layer reads into
-/// a scratch buffer and leaves the user's unchanged).
+/// later page leaves earlier pages moved and, for a store, terminates (§9.4).
+///
+/// On an exception a fetch buffer is left unchanged, as the ioctl's user buffer is
+/// (the kernel fetches into a scratch buffer and copies it out only on success, §3.6),
+/// so callers may fetch straight into the user's memory.
 pub fn access_logical(
     vm: &Vm,
     vcpu: &Vcpu,
@@ -101,6 +103,9 @@ pub fn access_logical(
     )?;
 
     // Phase 2: move data page by page (§5.8).
+    if let Buffer::Fetch(b) = &mut buf {
+        return fetch_pages(vm, vcpu, &overrides, &gpas[..n], ga, ar, b, key);
+    }
     let mut ga = ga;
     let mut done = 0usize;
     for (idx, &gpa) in gpas[..n].iter().enumerate() {
@@ -122,6 +127,106 @@ pub fn access_logical(
         }
         done += frag;
         ga = effective_address(vcpu, ga.wrapping_add(frag as u64)).0;
+    }
+    Ok(())
+}
+
+/// The data phase of a logical fetch (§5.8) into `buf`, leaving `buf` unchanged on an
+/// exception (see [`fetch_fragments`]).
+#[allow(clippy::too_many_arguments)]
+fn fetch_pages(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    overrides: &Overrides,
+    gpas: &[AbsoluteAddress],
+    ga: u64,
+    ar: u8,
+    buf: &mut [u8],
+    key: AccessKey,
+) -> Result<(), AccessError> {
+    let len = buf.len();
+    // Each page's effective address, absolute address and fragment length.
+    let frags = || {
+        let (mut ga, mut done) = (ga, 0usize);
+        gpas.iter().map(move |&gpa| {
+            let frag = (PAGE_SIZE - gpa.page_offset()).min((len - done) as u64) as usize;
+            let this = ga;
+            done += frag;
+            ga = effective_address(vcpu, ga.wrapping_add(frag as u64)).0;
+            (gpa, frag, this)
+        })
+    };
+    let permit = |sk: StorageKey, ga: u64, frag: usize| {
+        overrides.permits(key, sk, AccessMode::Fetch, ga, frag as u64)
+    };
+    fetch_fragments(vm, frags, buf, permit).map_err(|(ga, code)| {
+        let prot = if code == Pgm::PROTECTION {
+            ProtectionType::KeyControlled
+        } else {
+            ProtectionType::Dummy
+        };
+        AccessError::Program(ProgramInterruption::new(
+            code,
+            &exception_context(vcpu, ga, ar, AccessMode::Fetch),
+            prot,
+            false,
+        ))
+    })
+}
+
+/// Fetch fragments (absolute address, length, the tag `permit` and errors carry: the
+/// effective address) into consecutive parts of `buf`, each if `permit` allows its
+/// frame's key, and leave `buf` unchanged if one fails: PGM 5 outside memory, PGM 4
+/// refused, with that fragment's tag.
+///
+/// The kernel moves fragment after fragment into a scratch buffer, each with its key
+/// check, and stops at the first failure: the fragments before it were fetched (they
+/// get R, §10.3) but the buffer never reaches the user (§3.6, §6.1). So here every
+/// verdict is taken first, with no side effect; on a failure only the R bits of the
+/// earlier fragments are set; otherwise the fragments are moved straight into `buf`.
+/// A single fragment needs no first pass: its move checks before it copies. With
+/// several, a key changed by another thread after its verdict counts as changed after
+/// this fetch.
+fn fetch_fragments<I>(
+    vm: &Vm,
+    frags: impl Fn() -> I,
+    buf: &mut [u8],
+    permit: impl Fn(StorageKey, u64, usize) -> bool,
+) -> Result<(), (u64, Pgm)>
+where
+    I: Iterator<Item = (AbsoluteAddress, usize, u64)>,
+{
+    let s = vm.storage();
+    let code = |e| match e {
+        FrameAccessError::NotInMemory => Pgm::ADDRESSING,
+        FrameAccessError::Refused => Pgm::PROTECTION,
+    };
+    let single = buf.len() <= 1 || frags().nth(1).is_none();
+    if single {
+        if let Some((gpa, frag, tag)) = frags().next() {
+            s.fetch_frame(gpa, &mut buf[..frag], |sk| permit(sk, tag, frag))
+                .map_err(|e| (tag, code(e)))?;
+        }
+        return Ok(());
+    }
+    for (idx, (gpa, frag, tag)) in frags().enumerate() {
+        let verdict = match s.key(gpa) {
+            Err(_) => Some(Pgm::ADDRESSING),
+            Ok(sk) if !permit(sk, tag, frag) => Some(Pgm::PROTECTION),
+            Ok(_) => None,
+        };
+        if let Some(c) = verdict {
+            for (gpa, _, _) in frags().take(idx) {
+                s.mark(gpa, StorageKey::REFERENCE);
+            }
+            return Err((tag, c));
+        }
+    }
+    let mut done = 0;
+    for (gpa, frag, tag) in frags() {
+        s.fetch_frame(gpa, &mut buf[done..done + frag], |_| true)
+            .map_err(|e| (tag, code(e)))?;
+        done += frag;
     }
     Ok(())
 }
@@ -188,10 +293,29 @@ pub fn check_logical(
 
 /// `access_guest_abs_with_key` (§6.1): per 4 KiB fragment, fault-in (PGM 5 outside
 /// memory), the basic key rule (PGM 4), the move. No pre-check: earlier fragments stay
-/// moved when a later one fails. Addresses wrap at 2^64.
+/// moved when a later one fails (a store); a fetch leaves its buffer unchanged on
+/// failure, as the ioctl leaves the user's (R is set on the earlier fragments).
+/// Addresses wrap at 2^64.
 pub fn access_absolute(vm: &Vm, gpa: u64, mut buf: Buffer<'_>, key: AccessKey) -> Result<(), Pgm> {
     let mode = buf.mode();
     let len = buf.len();
+    if let Buffer::Fetch(b) = &mut buf {
+        // Fragments of at most a page, wrapping at 2^64; unchanged `b` on failure.
+        let frags = || {
+            let (mut gpa, mut done) = (gpa, 0usize);
+            core::iter::from_fn(move || {
+                (done < len).then(|| {
+                    let frag = (PAGE_SIZE - (gpa & 0xFFF)).min((len - done) as u64) as usize;
+                    let this = gpa;
+                    done += frag;
+                    gpa = gpa.wrapping_add(frag as u64);
+                    (AbsoluteAddress(this), frag, this)
+                })
+            })
+        };
+        return fetch_fragments(vm, frags, b, |sk, _, _| key.permits(sk, mode))
+            .map_err(|(_, code)| code);
+    }
     let mut gpa = gpa;
     let mut done = 0usize;
     while done < len {

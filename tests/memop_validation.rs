@@ -807,3 +807,121 @@ fn raw_entry_points() {
     assert_eq!(env.read_abs(MEM1_GPA, 4), [9; 4]);
     assert_eq!(key_at(&env, MEM1_GPA).0 & 0xF8, 0);
 }
+
+// ---- fetches read in place -----------------------------------------------------------
+
+/// Run a memop on a user buffer pre-filled with 0xEE; the return and the buffer after.
+fn read_into_sentinel(env: &mut Env, mop: &KvmS390MemOp, vm_fd: bool) -> (i32, Vec<u8>) {
+    let mut bytes = vec![0xEEu8; mop.size() as usize];
+    let mut user = UserMemory::new(&mut bytes);
+    let ret = if vm_fd {
+        vm_mem_op(&env.vm, env.profile, mop, &mut user)
+    } else {
+        vcpu_mem_op(&env.vm, &mut env.vcpu, env.profile, mop, &mut user)
+    };
+    (ret, bytes)
+}
+
+/// §3.6 steps 4-6, §5.8, §10.3: a logical read refused by the key of its third page
+/// returns PGM 4 with the user buffer untouched (the kernel reads into a scratch
+/// buffer), R set on the two pages fetched before the refusal and not on the third;
+/// the same read on unprotected pages fills the buffer. The library reads straight
+/// into the user buffer, so this pins that it decides every page before moving any.
+#[test]
+fn s5_8_refused_logical_read_leaves_user_buffer_unchanged() {
+    let mut env = Env::new(Profile::Linux70);
+    env.vm.enable_keys();
+    for i in 0..3u64 {
+        env.vm
+            .set_storage_key(AbsoluteAddress(MEM1_GPA + i * 4096), StorageKey(0x20))
+            .unwrap();
+    }
+    // The third page: key 9, fetch-protected.
+    env.vm
+        .set_storage_key(AbsoluteAddress(MEM1_GPA + 0x2000), StorageKey(0x98))
+        .unwrap();
+    env.vm
+        .storage()
+        .write(AbsoluteAddress(MEM1_GPA + 0x800), &[0x5A; 0x2000])
+        .unwrap();
+    let mut mop = KvmS390MemOp::new(KVM_S390_MEMOP_LOGICAL_READ, MEM1_GVA + 0x800, 0x2000);
+    mop.set_flags(KVM_S390_MEMOP_F_SKEY_PROTECTION);
+    mop.set_key(2);
+    let (ret, bytes) = read_into_sentinel(&mut env, &mop, false);
+    assert_eq!(ret, 4);
+    assert_eq!(
+        env.vcpu.pgm.teid,
+        Teid((MEM1_GVA + 0x2000) | 0x800 | Teid::B60)
+    );
+    assert!(bytes.iter().all(|&b| b == 0xEE), "user buffer changed");
+    assert_eq!(key_at(&env, MEM1_GPA), StorageKey(0x24));
+    assert_eq!(key_at(&env, MEM1_GPA + 0x1000), StorageKey(0x24));
+    assert_eq!(key_at(&env, MEM1_GPA + 0x2000), StorageKey(0x98));
+
+    // Now the third page allows key 2: the whole read lands in the buffer.
+    env.vm
+        .set_storage_key(AbsoluteAddress(MEM1_GPA + 0x2000), StorageKey(0x90))
+        .unwrap();
+    let (ret, bytes) = read_into_sentinel(&mut env, &mop, false);
+    assert_eq!(ret, 0);
+    assert_eq!(bytes, vec![0x5A; 0x2000]);
+    assert_eq!(key_at(&env, MEM1_GPA + 0x2000), StorageKey(0x94));
+}
+
+/// §5.8: a one-page read refused by its key leaves the buffer and the frame's R as
+/// they were; a translation exception on a later page leaves no R on any data page.
+#[test]
+fn s5_8_one_page_refused_read_and_translation_failure() {
+    let mut env = Env::new(Profile::Linux70);
+    env.vm.enable_keys();
+    env.vm
+        .set_storage_key(AbsoluteAddress(MEM1_GPA), StorageKey(0x38))
+        .unwrap();
+    let mut mop = KvmS390MemOp::new(KVM_S390_MEMOP_LOGICAL_READ, MEM1_GVA + 8, 16);
+    mop.set_flags(KVM_S390_MEMOP_F_SKEY_PROTECTION);
+    mop.set_key(2);
+    let (ret, bytes) = read_into_sentinel(&mut env, &mop, false);
+    assert_eq!((ret, bytes), (4, vec![0xEE; 16]));
+    assert_eq!(key_at(&env, MEM1_GPA), StorageKey(0x38));
+
+    // The last mapped page and the unmapped one after it (invalid PTE): PGM 0x11
+    // from phase 1.
+    let gaddr = MEM1_GVA + 2 * SIZE as u64 - 8;
+    let mop = KvmS390MemOp::new(KVM_S390_MEMOP_LOGICAL_READ, gaddr, 16);
+    let last = MEM1_GPA + 2 * SIZE as u64 - 4096;
+    let before = key_at(&env, last);
+    let (ret, bytes) = read_into_sentinel(&mut env, &mop, false);
+    assert_eq!((ret, bytes), (0x11, vec![0xEE; 16]));
+    assert_eq!(key_at(&env, last), before);
+}
+
+/// §6.1, §3.3: an absolute read whose second fragment is outside memory returns PGM 5
+/// with the user buffer untouched and R on the first frame only; one refused by the
+/// key of its second frame returns PGM 4 likewise.
+#[test]
+fn s6_1_failed_absolute_read_leaves_user_buffer_unchanged() {
+    let mut env = Env::new(Profile::Linux70);
+    env.vm.enable_keys();
+    let top = MEMORY - 4096;
+    let mop = KvmS390MemOp::new(KVM_S390_MEMOP_ABSOLUTE_READ, top + 0x800, 0x1000);
+    let (ret, bytes) = read_into_sentinel(&mut env, &mop, true);
+    assert_eq!((ret, bytes), (5, vec![0xEE; 0x1000]));
+    assert_eq!(key_at(&env, top), StorageKey(0x04));
+
+    env.vm
+        .set_storage_key(AbsoluteAddress(MEM1_GPA), StorageKey(0x30))
+        .unwrap();
+    env.vm
+        .set_storage_key(AbsoluteAddress(MEM1_GPA + 0x1000), StorageKey(0x48))
+        .unwrap();
+    let mut mop = KvmS390MemOp::new(KVM_S390_MEMOP_ABSOLUTE_READ, MEM1_GPA + 0x800, 0x1000);
+    mop.set_flags(KVM_S390_MEMOP_F_SKEY_PROTECTION);
+    mop.set_key(3);
+    for p in profiles() {
+        env.profile = p;
+        let (ret, bytes) = read_into_sentinel(&mut env, &mop, true);
+        assert_eq!((ret, bytes), (4, vec![0xEE; 0x1000]), "{p:?}");
+    }
+    assert_eq!(key_at(&env, MEM1_GPA), StorageKey(0x34));
+    assert_eq!(key_at(&env, MEM1_GPA + 0x1000), StorageKey(0x48));
+}

@@ -45,6 +45,15 @@ impl<'a> UserBuffer<'a> {
         }
     }
 
+    /// The first `len` bytes, if a `copy_to_user` of `len` bytes would succeed (for
+    /// callers that fill the user's memory in place; `None` means it would fault).
+    pub fn writable(&mut self, len: usize) -> Option<&mut [u8]> {
+        match self {
+            Self::Valid(b) if b.len() >= len => Some(&mut b[..len]),
+            _ => None,
+        }
+    }
+
     /// `copy_to_user` of `data`: stores all of it, or faults with -EFAULT and stores
     /// nothing. Copying 0 bytes never faults.
     pub fn copy_to(&mut self, data: &[u8]) -> Result<(), Errno> {

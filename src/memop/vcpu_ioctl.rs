@@ -68,6 +68,13 @@ fn logical(vm: &Vm, vcpu: &mut Vcpu, mop: &KvmS390MemOp, user: &mut UserMemory<'
     let r = if has_flag(mop, KVM_S390_MEMOP_F_CHECK_ONLY) {
         check_logical(vm, vcpu, gaddr, ar, size as u64, mode, key)
     } else if mode == AccessMode::Fetch {
+        // A fetch leaves its buffer unchanged on an exception, as the kernel leaves the
+        // user's (it reads into a scratch buffer, §3.6 step 4): read straight into a
+        // user buffer that the copy-out would reach. Otherwise the scratch buffer.
+        if let Some(dst) = user.buf.writable(size) {
+            let r = access_logical(vm, vcpu, gaddr, ar, Buffer::Fetch(dst), key);
+            return finish_logical(vcpu, mop, r);
+        }
         let mut tmp = vec![0u8; size];
         let r = access_logical(vm, vcpu, gaddr, ar, Buffer::Fetch(&mut tmp), key);
         if r.is_ok() && user.buf.copy_to(&tmp).is_err() {
@@ -82,6 +89,12 @@ fn logical(vm: &Vm, vcpu: &mut Vcpu, mop: &KvmS390MemOp, user: &mut UserMemory<'
         };
         access_logical(vm, vcpu, gaddr, ar, Buffer::Store(data), key)
     };
+    finish_logical(vcpu, mop, r)
+}
+
+/// The end of `kvm_s390_vcpu_mem_op` (§3.6 step 7): record the program interruption
+/// and inject it if asked; the ioctl's return value.
+fn finish_logical(vcpu: &mut Vcpu, mop: &KvmS390MemOp, r: Result<(), AccessError>) -> i32 {
     if let Err(AccessError::Program(p)) = &r {
         vcpu.pgm = p.info;
         if has_flag(mop, KVM_S390_MEMOP_F_INJECT_EXCEPTION) {

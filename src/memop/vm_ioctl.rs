@@ -83,6 +83,12 @@ fn absolute_read_write(
             access_absolute(vm, gaddr, Buffer::Store(data), key).map_err(AccessError::bare)
         }
         _ => {
+            // A fetch leaves its buffer unchanged on failure, as the kernel leaves the
+            // user's (scratch buffer, §3.3): read in place when the copy-out would work.
+            if let Some(dst) = user.buf.writable(size) {
+                return access_absolute(vm, gaddr, Buffer::Fetch(dst), key)
+                    .map_err(AccessError::bare);
+            }
             let mut tmp = vec![0u8; size];
             access_absolute(vm, gaddr, Buffer::Fetch(&mut tmp), key).map_err(AccessError::bare)?;
             Ok(user.buf.copy_to(&tmp)?)
