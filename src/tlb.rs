@@ -36,6 +36,7 @@ use crate::addr::{AbsoluteAddress, RealAddress};
 use crate::dat::walk::{
     self, DatException, FrameSize, Translation, WalkContext, protection_checks,
 };
+use crate::exception::AccessMode;
 use crate::storage::GuestStorage;
 use core::sync::atomic::{AtomicU64, Ordering, fence};
 
@@ -52,6 +53,16 @@ const IEP: u64 = 8;
 const FRAME_MASK: u64 = 3;
 const DAT_PROT: u64 = 4;
 const IEP_PROT: u64 = 8;
+/// The access modes `protection_checks` refuses with these bits and this context,
+/// one bit per mode ([`mode_bit`]): worked out once when the entry is filled, so a
+/// hit tests one bit instead of re-running the checks.
+const DENY_SHIFT: u32 = 4;
+
+/// The `Entry::abs` deny bit of an access mode.
+#[inline(always)]
+const fn mode_bit(mode: AccessMode) -> u64 {
+    1 << (DENY_SHIFT + mode as u32)
+}
 
 /// One cached walk: the input (`page`, `asce`, `ctl`, `generation`) and the result,
 /// under a sequence counter (odd while a fill is writing).
@@ -67,7 +78,7 @@ struct Entry {
     ctl: AtomicU64,
     /// The storage generation before the walk.
     generation: AtomicU64,
-    /// The absolute page address | IEP_PROT | DAT_PROT | frame size code.
+    /// The absolute page address | deny bits | IEP_PROT | DAT_PROT | frame size code.
     abs: AtomicU64,
     /// The real page address.
     real: AtomicU64,
@@ -241,6 +252,10 @@ impl TranslationCache {
     /// Translate effective address `v` in context `ctx` (§5.6): the result of
     /// [`walk::walk_referencing`], with its reference bits, from the cache when the
     /// same walk was cached at the current generation.
+    ///
+    /// The hit path is kept short: a switched-off cache holds no entries and
+    /// real-space designations are never cached, so both are found on the miss path;
+    /// the mode's protection verdict is one bit of the entry.
     #[inline(always)]
     pub fn translate(
         &self,
@@ -248,9 +263,6 @@ impl TranslationCache {
         v: u64,
         ctx: &WalkContext,
     ) -> Result<Translation, DatException> {
-        if !self.enabled || ctx.asce.real_space() {
-            return Self::uncached(storage, v, ctx);
-        }
         // Loaded before any entry is read (see `crate::storage`).
         let generation = storage.generation();
         let page = v >> 12;
@@ -261,30 +273,47 @@ impl TranslationCache {
             && e.asce == ctx.asce.0
             && e.ctl == ctl
             && e.generation == generation
+            && e.abs & mode_bit(ctx.mode) == 0
         {
-            let dat_protected = e.abs & DAT_PROT != 0;
-            let iep_protected = e.abs & IEP_PROT != 0;
-            protection_checks(ctx, dat_protected, iep_protected)?;
             let off = v & 0xFFF;
             return Ok(Translation {
                 address: AbsoluteAddress((e.abs & !0xFFF) | off),
                 real: RealAddress(e.real | off),
                 frame: frame_of(e.abs),
-                dat_protected,
-                iep_protected,
+                dat_protected: e.abs & DAT_PROT != 0,
+                iep_protected: e.abs & IEP_PROT != 0,
             });
         }
-        Self::fill(slot, storage, v, ctx, page, ctl, generation)
+        self.miss(slot, storage, v, ctx, page, ctl, generation)
     }
 
-    /// The cache is off, or the ASCE is a real-space designation (no tables).
+    /// Not a usable hit: the cache is off, the ASCE is a real-space designation (no
+    /// tables), the entry holds another walk, or it holds this walk and the mode is
+    /// refused (the exception is re-derived by the walk's own checks).
+    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn uncached(
+    fn miss(
+        &self,
+        slot: &Entry,
         storage: &GuestStorage,
         v: u64,
         ctx: &WalkContext,
+        page: u64,
+        ctl: u64,
+        generation: u64,
     ) -> Result<Translation, DatException> {
-        walk::walk_referencing(storage, v, ctx)
+        if !self.enabled || ctx.asce.real_space() {
+            return walk::walk_referencing(storage, v, ctx);
+        }
+        if let Some(e) = slot.read()
+            && e.page == page
+            && e.asce == ctx.asce.0
+            && e.ctl == ctl
+            && e.generation == generation
+        {
+            protection_checks(ctx, e.abs & DAT_PROT != 0, e.abs & IEP_PROT != 0)?;
+        }
+        Self::fill(slot, storage, v, ctx, page, ctl, generation)
     }
 
     /// A miss: walk, marking the table frames, and cache a success.
@@ -300,6 +329,17 @@ impl TranslationCache {
     ) -> Result<Translation, DatException> {
         let r = walk::walk_marking(storage, v, ctx);
         if let Ok(t) = &r {
+            let deny = [
+                AccessMode::Fetch,
+                AccessMode::Store,
+                AccessMode::InstructionFetch,
+            ]
+            .into_iter()
+            .filter(|&m| {
+                let c = WalkContext { mode: m, ..*ctx };
+                protection_checks(&c, t.dat_protected, t.iep_protected).is_err()
+            })
+            .fold(0, |d, m| d | mode_bit(m));
             slot.write(&Snapshot {
                 page,
                 asce: ctx.asce.0,
@@ -308,7 +348,8 @@ impl TranslationCache {
                 abs: (t.address.0 & !0xFFF)
                     | frame_code(t.frame)
                     | if t.dat_protected { DAT_PROT } else { 0 }
-                    | if t.iep_protected { IEP_PROT } else { 0 },
+                    | if t.iep_protected { IEP_PROT } else { 0 }
+                    | deny,
                 real: t.real.0 & !0xFFF,
             });
         }

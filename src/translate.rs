@@ -8,7 +8,7 @@
 
 use crate::addr::{AbsoluteAddress, EffectiveAddress, RealAddress};
 use crate::dat::art::{ArtTrace, ar_translation};
-use crate::dat::walk::{self, FrameSize, Trace, WalkContext};
+use crate::dat::walk::{self, DatException, FrameSize, Trace, WalkContext};
 use crate::dat::{Asce, Translation};
 use crate::exception::{
     AccessError, AccessMode, Errno, ExceptionContext, ProgramInterruption,
@@ -124,14 +124,14 @@ fn record_art_references(vm: &Vm, art: &ArtTrace) {
 ///
 /// The walk goes through the vCPU's translation cache ([`crate::tlb`]), which returns
 /// exactly what the walk returns and leaves the keys as the walk leaves them.
-#[inline]
+#[inline(always)]
 pub fn translate_fragment(
     vm: &Vm,
     vcpu: &Vcpu,
     asce: Asce,
     ga: u64,
     mode: AccessMode,
-) -> Result<Translation, (Pgm, ProtectionType)> {
+) -> Result<Translation, DatException> {
     let ctx = vcpu.psw.dat().then(|| walk_context(vm, vcpu, asce, mode));
     translate_in(vm, vcpu, ctx.as_ref(), ga)
 }
@@ -144,15 +144,17 @@ fn translate_in(
     vcpu: &Vcpu,
     ctx: Option<&WalkContext>,
     ga: u64,
-) -> Result<Translation, (Pgm, ProtectionType)> {
+) -> Result<Translation, DatException> {
     if let Some(ctx) = ctx {
-        vcpu.tlb
-            .translate(vm.storage(), ga, ctx)
-            .map_err(|e| (e.code, e.prot))
+        // The walk's own result type all the way: no re-packing on the hot path.
+        vcpu.tlb.translate(vm.storage(), ga, ctx)
     } else {
         let abs = vcpu.real_to_absolute(RealAddress(ga));
         if !vm.storage().in_memory(abs) {
-            return Err((Pgm::ADDRESSING, ProtectionType::Dummy));
+            return Err(DatException {
+                code: Pgm::ADDRESSING,
+                prot: ProtectionType::Dummy,
+            });
         }
         Ok(Translation {
             address: abs,
@@ -225,7 +227,7 @@ pub fn range_to_gpas(
         if mode == AccessMode::Store && lap && protection::is_low_address(eff) {
             return Err(exc(Pgm::PROTECTION, ProtectionType::LowAddress));
         }
-        let t = translate_in(vm, vcpu, ctx.as_ref(), eff).map_err(|(c, p)| exc(c, p))?;
+        let t = translate_in(vm, vcpu, ctx.as_ref(), eff).map_err(|e| exc(e.code, e.prot))?;
         check_fragment_key(vm, key, &overrides, mode, t.address, eff, frag)
             .map_err(|c| exc(c, ProtectionType::KeyControlled))?;
         on_page(t.address);
@@ -331,14 +333,14 @@ pub fn translate(
         let out = walk::walk(vm.storage(), ga, &walk_context(vm, vcpu, asce, mode));
         record_references(vm, &out.trace);
         report.trace = out.trace;
-        out.result.map_err(|e| (e.code, e.prot))
+        out.result
     } else {
         translate_fragment(vm, vcpu, asce, ga, mode)
     };
     let t = match t {
         Ok(t) => t,
-        Err((c, p)) => {
-            report.result = Err(exc(c, p));
+        Err(e) => {
+            report.result = Err(exc(e.code, e.prot));
             return report;
         }
     };
