@@ -253,9 +253,9 @@ impl TranslationCache {
     /// [`walk::walk_referencing`], with its reference bits, from the cache when the
     /// same walk was cached at the current generation.
     ///
-    /// The hit path is kept short: a switched-off cache holds no entries and
-    /// real-space designations are never cached, so both are found on the miss path;
-    /// the mode's protection verdict is one bit of the entry.
+    /// The hit path is kept short: real-space designations are never cached, so they
+    /// are found on the miss path, and the mode's protection verdict is one bit of the
+    /// entry.
     #[inline(always)]
     pub fn translate(
         &self,
@@ -263,6 +263,9 @@ impl TranslationCache {
         v: u64,
         ctx: &WalkContext,
     ) -> Result<Translation, DatException> {
+        if !self.enabled {
+            return Self::uncached(storage, v, ctx);
+        }
         // Loaded before any entry is read (see `crate::storage`).
         let generation = storage.generation();
         let page = v >> 12;
@@ -287,9 +290,19 @@ impl TranslationCache {
         self.miss(slot, storage, v, ctx, page, ctl, generation)
     }
 
-    /// Not a usable hit: the cache is off, the ASCE is a real-space designation (no
-    /// tables), the entry holds another walk, or it holds this walk and the mode is
-    /// refused (the exception is re-derived by the walk's own checks).
+    /// The cache is off: the walk.
+    #[inline(never)]
+    fn uncached(
+        storage: &GuestStorage,
+        v: u64,
+        ctx: &WalkContext,
+    ) -> Result<Translation, DatException> {
+        walk::walk_referencing(storage, v, ctx)
+    }
+
+    /// Not a usable hit: the ASCE is a real-space designation (no tables), the entry
+    /// holds another walk, or it holds this walk and the mode is refused (the
+    /// exception is re-derived by the walk's own checks).
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn miss(
@@ -302,7 +315,7 @@ impl TranslationCache {
         ctl: u64,
         generation: u64,
     ) -> Result<Translation, DatException> {
-        if !self.enabled || ctx.asce.real_space() {
+        if ctx.asce.real_space() {
             return walk::walk_referencing(storage, v, ctx);
         }
         if let Some(e) = slot.read()

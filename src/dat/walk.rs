@@ -152,45 +152,30 @@ pub const fn real_to_absolute(r: u64, prefix: u64) -> u64 {
     }
 }
 
-/// The ASCE-level checks of step B (§5.6), made before any memory access.
-#[inline]
-fn check_asce(asce: Asce, v: u64) -> Result<(), Pgm> {
-    let tl = asce.tl();
-    let rfx = TableLevel::RegionFirst.index(v);
-    let rsx = TableLevel::RegionSecond.index(v);
-    let rtx = TableLevel::RegionThird.index(v);
-    match asce.dt() {
-        DesignationType::RegionFirst => {
-            if TableLevel::RegionFirst.index_top2(v) > tl {
-                return Err(Pgm::REGION_FIRST_TRANSLATION);
-            }
-        }
-        DesignationType::RegionSecond => {
-            if rfx != 0 {
-                return Err(Pgm::ASCE_TYPE);
-            }
-            if TableLevel::RegionSecond.index_top2(v) > tl {
-                return Err(Pgm::REGION_SECOND_TRANSLATION);
-            }
-        }
-        DesignationType::RegionThird => {
-            if rfx != 0 || rsx != 0 {
-                return Err(Pgm::ASCE_TYPE);
-            }
-            if TableLevel::RegionThird.index_top2(v) > tl {
-                return Err(Pgm::REGION_THIRD_TRANSLATION);
-            }
-        }
-        DesignationType::Segment => {
-            if rfx != 0 || rsx != 0 || rtx != 0 {
-                return Err(Pgm::ASCE_TYPE);
-            }
-            if TableLevel::Segment.index_top2(v) > tl {
-                return Err(Pgm::SEGMENT_TRANSLATION);
-            }
-        }
+/// The ASCE-level checks of step B (§5.6), made before any memory access: the index
+/// bits above the first table's index must be zero (ASCE-type exception), and the
+/// first index's leftmost two bits must not exceed the ASCE's TL (that table's
+/// translation exception). Returns the bit position of the first table's index.
+#[inline(always)]
+fn check_asce(asce: Asce, v: u64) -> Result<u32, Pgm> {
+    // RFX, RSX, RTX and SX start at bits 53, 42, 31 and 20 of the address (counting
+    // from the right), one position per designation type.
+    const LENGTH_CODES: [Pgm; 4] = [
+        Pgm::SEGMENT_TRANSLATION,
+        Pgm::REGION_THIRD_TRANSLATION,
+        Pgm::REGION_SECOND_TRANSLATION,
+        Pgm::REGION_FIRST_TRANSLATION,
+    ];
+    let dt = asce.dt() as usize;
+    let shift = 20 + 11 * dt as u32;
+    // Two shifts: for a region-first table the bits above are none (v >> 64).
+    if (v >> shift) >> 11 != 0 {
+        return Err(Pgm::ASCE_TYPE);
     }
-    Ok(())
+    if (v >> (shift + 9)) & 3 > asce.tl() {
+        return Err(LENGTH_CODES[dt]);
+    }
+    Ok(shift)
 }
 
 /// How the walk fetches a table entry: with a trace (the pure [`walk`]) or setting
@@ -268,38 +253,64 @@ pub(crate) fn walk_marking(
     )
 }
 
-/// A region-first or region-second table entry (§5.6): invalid → `invalid`; TT ≠
-/// `tt` → translation specification; the next level's index bits 0-1 outside TF..TL →
-/// `length`. Accumulates P (with EDAT-1, §11 item 5) and returns the next entry's
+/// An entry's DAT-protection bit, at the same position in every entry format (§8.2).
+const P: u64 = PageTableEntry::P;
+/// An entry's IEP bit, likewise (§8.5).
+const IEP: u64 = PageTableEntry::IEP;
+
+/// The fields of a region-first or region-second entry that the common case pins
+/// down: valid, the expected TT, and a full-length table (TF 0, TL 3), with which no
+/// check of the entry can fail whatever the next index.
+const REGION_CHECKED: u64 = RegionTableEntry::I
+    | (3 << RegionTableEntry::TT_SHIFT)
+    | (3 << RegionTableEntry::TF_SHIFT)
+    | RegionTableEntry::TL;
+/// Likewise for a region-third entry: also CR 0 and FC 0 (no large frame).
+const REGION_THIRD_CHECKED: u64 = REGION_CHECKED | RegionTableEntry::CR | RegionTableEntry::FC;
+/// Likewise for a segment-table entry: valid, TT 0, CS 0, FC 0.
+const SEGMENT_CHECKED: u64 = SegmentTableEntry::I
+    | (3 << SegmentTableEntry::TT_SHIFT)
+    | SegmentTableEntry::CS
+    | SegmentTableEntry::FC;
+/// Likewise for a page-table entry: valid, bit 52 zero.
+const PAGE_CHECKED: u64 = PageTableEntry::I | PageTableEntry::Z;
+
+/// A region-first or region-second table entry (§5.6), all checks in the kernel's
+/// order: invalid → `invalid`; TT ≠ `tt` → translation specification; the next
+/// level's index bits 0-1 outside TF..TL → `length`. Returns the next entry's
 /// address: the next table's origin plus the next level's index.
 #[inline(always)]
 fn upper_region_entry(
     e: u64,
     v: u64,
-    ctx: &WalkContext,
     tt: u64,
     lower: TableLevel,
     codes: (Pgm, Pgm),
-    dat_prot: &mut bool,
 ) -> Result<u64, DatException> {
     let rte = RegionTableEntry(e);
-    if rte.invalid() {
-        return Err(DatException::new(codes.0));
+    // The common case in one test (see `REGION_CHECKED`).
+    if e & REGION_CHECKED != (tt << RegionTableEntry::TT_SHIFT) | RegionTableEntry::TL {
+        if rte.invalid() {
+            return Err(DatException::new(codes.0));
+        }
+        if rte.tt() != tt {
+            return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+        }
+        let x01 = lower.index_top2(v);
+        if x01 < rte.tf() || x01 > rte.tl() {
+            return Err(DatException::new(codes.1));
+        }
     }
-    if rte.tt() != tt {
-        return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
-    }
-    let x01 = lower.index_top2(v);
-    if x01 < rte.tf() || x01 > rte.tl() {
-        return Err(DatException::new(codes.1));
-    }
-    *dat_prot |= ctx.edat1 && rte.protected();
     Ok(rte.origin().wrapping_add(lower.index(v) * 8))
 }
 
 /// The walk proper, unrolled: it enters the chain of levels at the ASCE's designation
 /// type and falls through to the page table. `source` reads each entry (and records it
 /// or sets its frame's R).
+///
+/// Each entry is first tested against the fields that make every check pass (one
+/// mask and compare); only an entry that differs goes through the checks one by one,
+/// in the kernel's order, to find its exception or its large frame.
 #[inline(always)]
 fn walk_inner(
     storage: &GuestStorage,
@@ -308,7 +319,6 @@ fn walk_inner(
     source: &mut impl EntrySource,
 ) -> Result<Translation, DatException> {
     let asce = ctx.asce;
-    let mut dat_prot = false;
 
     // Step A: a real-space ASCE translates v as a real address (§5.6).
     if asce.real_space() {
@@ -322,10 +332,12 @@ fn walk_inner(
             false,
         );
     }
-    check_asce(asce, v).map_err(DatException::new)?;
+    let shift = check_asce(asce, v).map_err(DatException::new)?;
 
     let dt = asce.dt();
-    let mut addr = asce.origin().wrapping_add(dt.level().index(v) * 8);
+    let mut addr = asce.origin().wrapping_add(((v >> shift) & 0x7FF) * 8);
+    // The region entries' P bits count only with EDAT-1 (§11 item 5): gathered here.
+    let mut region_bits = 0u64;
     // §11 item 1: entries are read at absolute addresses, no prefixing; outside
     // memory is PGM 5.
     macro_rules! fetch {
@@ -338,91 +350,115 @@ fn walk_inner(
     }
     if dt == DesignationType::RegionFirst {
         let e = fetch!(TableLevel::RegionFirst);
+        region_bits |= e;
         addr = upper_region_entry(
             e,
             v,
-            ctx,
             3,
             TableLevel::RegionSecond,
             (
                 Pgm::REGION_FIRST_TRANSLATION,
                 Pgm::REGION_SECOND_TRANSLATION,
             ),
-            &mut dat_prot,
         )?;
     }
     if dt >= DesignationType::RegionSecond {
         let e = fetch!(TableLevel::RegionSecond);
+        region_bits |= e;
         addr = upper_region_entry(
             e,
             v,
-            ctx,
             2,
             TableLevel::RegionThird,
             (
                 Pgm::REGION_SECOND_TRANSLATION,
                 Pgm::REGION_THIRD_TRANSLATION,
             ),
-            &mut dat_prot,
         )?;
     }
     if dt >= DesignationType::RegionThird {
         let e = fetch!(TableLevel::RegionThird);
-        let rtte = RegionTableEntry(e);
-        if rtte.invalid() {
-            return Err(DatException::new(Pgm::REGION_THIRD_TRANSLATION));
+        if e & REGION_THIRD_CHECKED != (1 << RegionTableEntry::TT_SHIFT) | RegionTableEntry::TL {
+            let rtte = RegionTableEntry(e);
+            if rtte.invalid() {
+                return Err(DatException::new(Pgm::REGION_THIRD_TRANSLATION));
+            }
+            if rtte.tt() != 1 {
+                return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+            }
+            if e & RegionTableEntry::CR != 0 && asce.private() && ctx.edat2 {
+                return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+            }
+            if rtte.fc() && ctx.edat2 {
+                // The frame's own P counts always, the upper entries' with EDAT-1.
+                let dat_prot = (ctx.edat1 && region_bits & P != 0) || e & P != 0;
+                let r = (e & RegionTableEntry::RFAA) | (v & 0x7FFF_FFFF);
+                return finish(
+                    storage,
+                    ctx,
+                    r,
+                    r,
+                    FrameSize::Size2G,
+                    dat_prot,
+                    e & IEP != 0,
+                );
+            }
+            // §11 item 4: FC without EDAT-2 is read as FC=0.
+            let sx01 = TableLevel::Segment.index_top2(v);
+            if sx01 < rtte.tf() || sx01 > rtte.tl() {
+                return Err(DatException::new(Pgm::SEGMENT_TRANSLATION));
+            }
         }
-        if rtte.tt() != 1 {
-            return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
-        }
-        if e & RegionTableEntry::CR != 0 && asce.private() && ctx.edat2 {
-            return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
-        }
-        if rtte.fc() && ctx.edat2 {
-            dat_prot |= rtte.protected();
-            let iep_prot = e & RegionTableEntry::IEP != 0;
-            let r = (e & RegionTableEntry::RFAA) | (v & 0x7FFF_FFFF);
-            return finish(storage, ctx, r, r, FrameSize::Size2G, dat_prot, iep_prot);
-        }
-        // §11 item 4: FC without EDAT-2 is read as FC=0.
-        let sx01 = TableLevel::Segment.index_top2(v);
-        if sx01 < rtte.tf() || sx01 > rtte.tl() {
+        region_bits |= e;
+        addr = (e & RegionTableEntry::ORIGIN).wrapping_add(TableLevel::Segment.index(v) * 8);
+    }
+    let region_prot = ctx.edat1 && region_bits & P != 0;
+    let ste = fetch!(TableLevel::Segment);
+    if ste & SEGMENT_CHECKED != 0 {
+        let entry = SegmentTableEntry(ste);
+        if entry.invalid() {
             return Err(DatException::new(Pgm::SEGMENT_TRANSLATION));
         }
-        dat_prot |= ctx.edat1 && rtte.protected();
-        addr = rtte.origin().wrapping_add(TableLevel::Segment.index(v) * 8);
+        if entry.tt() != 0 {
+            return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+        }
+        if ste & SegmentTableEntry::CS != 0 && asce.private() {
+            return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+        }
+        if entry.fc() && ctx.edat1 {
+            let dat_prot = region_prot || ste & P != 0;
+            let r = (ste & SegmentTableEntry::SFAA) | (v & 0xF_FFFF);
+            return finish(
+                storage,
+                ctx,
+                r,
+                r,
+                FrameSize::Size1M,
+                dat_prot,
+                ste & IEP != 0,
+            );
+        }
     }
-    let e = fetch!(TableLevel::Segment);
-    let ste = SegmentTableEntry(e);
-    if ste.invalid() {
-        return Err(DatException::new(Pgm::SEGMENT_TRANSLATION));
-    }
-    if ste.tt() != 0 {
+    addr = (ste & SegmentTableEntry::PTO).wrapping_add(TableLevel::Page.index(v) * 8);
+    let pte = fetch!(TableLevel::Page);
+    if pte & PAGE_CHECKED != 0 {
+        if PageTableEntry(pte).invalid() {
+            return Err(DatException::new(Pgm::PAGE_TRANSLATION));
+        }
         return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
     }
-    if e & SegmentTableEntry::CS != 0 && asce.private() {
-        return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
-    }
-    dat_prot |= ste.protected();
-    if ste.fc() && ctx.edat1 {
-        let iep_prot = e & SegmentTableEntry::IEP != 0;
-        let r = (e & SegmentTableEntry::SFAA) | (v & 0xF_FFFF);
-        return finish(storage, ctx, r, r, FrameSize::Size1M, dat_prot, iep_prot);
-    }
-    addr = (e & SegmentTableEntry::PTO).wrapping_add(TableLevel::Page.index(v) * 8);
-    let e = fetch!(TableLevel::Page);
-    let pte = PageTableEntry(e);
-    if pte.invalid() {
-        return Err(DatException::new(Pgm::PAGE_TRANSLATION));
-    }
-    if e & PageTableEntry::Z != 0 {
-        return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
-    }
-    dat_prot |= e & PageTableEntry::P != 0;
-    let iep_prot = e & PageTableEntry::IEP != 0;
-    let r = (e & PageTableEntry::PFRA) | (v & 0xFFF);
+    let dat_prot = region_prot || (ste | pte) & P != 0;
+    let r = (pte & PageTableEntry::PFRA) | (v & 0xFFF);
     let a = real_to_absolute(r, ctx.prefix);
-    finish(storage, ctx, r, a, FrameSize::Size4K, dat_prot, iep_prot)
+    finish(
+        storage,
+        ctx,
+        r,
+        a,
+        FrameSize::Size4K,
+        dat_prot,
+        pte & IEP != 0,
+    )
 }
 
 /// The ABSOLUTE step of §5.6: DAT protection before addressing of the frame.
