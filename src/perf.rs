@@ -13,7 +13,7 @@
 use crate::access::{Buffer, access_absolute};
 use crate::addr::AbsoluteAddress;
 use crate::dat::builder::{LeafFlags, SpaceBuilder};
-use crate::dat::walk::WalkContext;
+use crate::dat::walk::{WalkContext, walk_referencing};
 use crate::dat::{Asce, DesignationType, FrameSize};
 use crate::exception::AccessMode;
 use crate::keys::{AccessKey, StorageKey};
@@ -148,6 +148,7 @@ struct Fixture {
     asce_rf: Asce,
     asce_seg: Asce,
     ctx_rf: WalkContext,
+    ctx_seg: WalkContext,
     read8: KvmS390MemOp,
     read64: KvmS390MemOp,
     write64: KvmS390MemOp,
@@ -157,26 +158,42 @@ struct Fixture {
     dst: Vec<u8>,
 }
 
-/// The timed operations: name, description, target (ns).
-const OPS: [(&str, &str, Option<f64>); 9] = [
+/// The timed operations: name, description, target (ns). [`Fixture::call`] runs
+/// operation `i` of this table.
+const OPS: [(&str, &str, Option<f64>); 12] = [
     (
         "walk-region-first-4k",
-        "translate_fragment, cache off: region-first ASCE, 5 table reads, R set",
+        "translate_fragment, cache off: walk context, region-first ASCE, 5 table reads, R set",
         Some(10.0),
     ),
     (
         "walk-segment-4k",
-        "translate_fragment, cache off: segment-table ASCE, 2 table reads, R set",
+        "translate_fragment, cache off: walk context, segment-table ASCE, 2 table reads, R set",
+        Some(5.0),
+    ),
+    (
+        "walk-region-first-engine",
+        "walk::walk_referencing, context given (a miss): region-first, 5 table reads, R set",
+        Some(10.0),
+    ),
+    (
+        "walk-segment-engine",
+        "walk::walk_referencing, context given (a miss): segment table, 2 table reads, R set",
         Some(5.0),
     ),
     (
         "cache-hit-fragment",
-        "translate_fragment, cache hit (region-first 4K): context, lookup, result",
+        "translate_fragment, cache hit (region-first 4K): walk context, lookup, result",
         Some(2.0),
     ),
     (
         "cache-hit-lookup",
-        "TranslationCache::translate, hit, walk context given",
+        "TranslationCache::translate, hit, walk context given: the whole Translation",
+        Some(2.0),
+    ),
+    (
+        "cache-hit-address",
+        "TranslationCache::translate_address, hit, walk context given: as accesses use it",
         Some(2.0),
     ),
     (
@@ -213,6 +230,7 @@ impl Fixture {
         let asce_rf = Asce(cpu_rf.cr[1]);
         let asce_seg = Asce(cpu_seg.cr[1]);
         let ctx_rf = walk_context(&vm_rf, &cpu_rf, asce_rf, AccessMode::Fetch);
+        let ctx_seg = walk_context(&vm_seg, &cpu_seg, asce_seg, AccessMode::Fetch);
         let mut read8 = KvmS390MemOp::new(KVM_S390_MEMOP_LOGICAL_READ, VA_RF + 0x9AC, 8);
         read8.set_flags(KVM_S390_MEMOP_F_SKEY_PROTECTION);
         read8.set_key(5);
@@ -229,6 +247,7 @@ impl Fixture {
             asce_rf,
             asce_seg,
             ctx_rf,
+            ctx_seg,
             read8,
             read64,
             write64,
@@ -254,11 +273,11 @@ impl Fixture {
             ($($n:literal)*) => {
                 match op {
                     $($n => time(budget, || self.call($n)),)*
-                    _ => time(budget, || self.call(8)),
+                    _ => time(budget, || self.call(11)),
                 }
             };
         }
-        arms!(0 1 2 3 4 5 6 7)
+        arms!(0 1 2 3 4 5 6 7 8 9 10)
     }
 
     /// Run operation `op` `n` times (for profiling), with the same folded dispatch.
@@ -267,11 +286,11 @@ impl Fixture {
             ($($n:literal)*) => {
                 match op {
                     $($n => for _ in 0..n { self.call($n) },)*
-                    _ => for _ in 0..n { self.call(8) },
+                    _ => for _ in 0..n { self.call(11) },
                 }
             };
         }
-        arms!(0 1 2 3 4 5 6 7)
+        arms!(0 1 2 3 4 5 6 7 8 9 10)
     }
 
     /// Run operation `op` once. A translation's consumer is its absolute address:
@@ -302,6 +321,14 @@ impl Fixture {
                 black_box(r.map_or(0, |t| t.address.0));
             }
             2 => {
+                let r = walk_referencing(f.vm_rf.storage(), black_box(VA_RF + 0x9AC), &f.ctx_rf);
+                black_box(r.map_or(0, |t| t.address.0));
+            }
+            3 => {
+                let r = walk_referencing(f.vm_seg.storage(), black_box(VA_SEG + 0x9AC), &f.ctx_seg);
+                black_box(r.map_or(0, |t| t.address.0));
+            }
+            4 => {
                 let r = translate_fragment(
                     &f.vm_rf,
                     &f.cpu_rf,
@@ -311,14 +338,22 @@ impl Fixture {
                 );
                 black_box(r.map_or(0, |t| t.address.0));
             }
-            3 => {
+            5 => {
                 let r =
                     f.cpu_rf
                         .tlb
                         .translate(f.vm_rf.storage(), black_box(VA_RF + 0x9AC), &f.ctx_rf);
                 black_box(r.map_or(0, |t| t.address.0));
             }
-            4 => {
+            6 => {
+                let r = f.cpu_rf.tlb.translate_address(
+                    f.vm_rf.storage(),
+                    black_box(VA_RF + 0x9AC),
+                    &f.ctx_rf,
+                );
+                black_box(r.map_or(0, |a| a.0));
+            }
+            7 => {
                 let mut user = UserMemory::new(&mut f.buf8);
                 black_box(vcpu_mem_op(
                     &f.vm_rf,
@@ -328,8 +363,8 @@ impl Fixture {
                     &mut user,
                 ));
             }
-            5 | 6 => {
-                let mop = if op == 5 { &f.read64 } else { &f.write64 };
+            8 | 9 => {
+                let mop = if op == 8 { &f.read64 } else { &f.write64 };
                 let mut user = UserMemory::new(&mut f.buf);
                 black_box(vcpu_mem_op(
                     &f.vm_rf,
@@ -339,7 +374,7 @@ impl Fixture {
                     &mut user,
                 ));
             }
-            7 => {
+            10 => {
                 f.dst.copy_from_slice(black_box(&f.src));
                 black_box(&mut f.dst);
             }

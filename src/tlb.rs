@@ -300,6 +300,52 @@ impl TranslationCache {
         walk::walk_referencing(storage, v, ctx)
     }
 
+    /// [`translate`](Self::translate) reduced to the absolute address, which is all an
+    /// access needs from a translation: a hit builds no [`Translation`], and the result
+    /// comes back in two registers.
+    #[inline(always)]
+    pub fn translate_address(
+        &self,
+        storage: &GuestStorage,
+        v: u64,
+        ctx: &WalkContext,
+    ) -> Result<AbsoluteAddress, DatException> {
+        if !self.enabled {
+            return Self::uncached(storage, v, ctx).map(|t| t.address);
+        }
+        let generation = storage.generation();
+        let page = v >> 12;
+        let ctl = ctl(ctx);
+        let slot = &self.entries[index(page, ctx.asce.0)];
+        if let Some(e) = slot.read()
+            && e.page == page
+            && e.asce == ctx.asce.0
+            && e.ctl == ctl
+            && e.generation == generation
+            && e.abs & mode_bit(ctx.mode) == 0
+        {
+            return Ok(AbsoluteAddress((e.abs & !0xFFF) | (v & 0xFFF)));
+        }
+        self.miss_address(slot, storage, v, ctx, page, ctl, generation)
+    }
+
+    /// [`miss`](Self::miss) for [`translate_address`](Self::translate_address).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn miss_address(
+        &self,
+        slot: &Entry,
+        storage: &GuestStorage,
+        v: u64,
+        ctx: &WalkContext,
+        page: u64,
+        ctl: u64,
+        generation: u64,
+    ) -> Result<AbsoluteAddress, DatException> {
+        self.miss(slot, storage, v, ctx, page, ctl, generation)
+            .map(|t| t.address)
+    }
+
     /// Not a usable hit: the ASCE is a real-space designation (no tables), the entry
     /// holds another walk, or it holds this walk and the mode is refused (the
     /// exception is re-derived by the walk's own checks).

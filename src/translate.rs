@@ -166,6 +166,21 @@ fn translate_in(
     }
 }
 
+/// [`translate_in`] reduced to the absolute address, as accesses use it (the cache's
+/// address-only lookup, see [`crate::tlb::TranslationCache::translate_address`]).
+#[inline(always)]
+fn translate_in_address(
+    vm: &Vm,
+    vcpu: &Vcpu,
+    ctx: Option<&WalkContext>,
+    ga: u64,
+) -> Result<AbsoluteAddress, DatException> {
+    match ctx {
+        Some(ctx) => vcpu.tlb.translate_address(vm.storage(), ga, ctx),
+        None => translate_in(vm, vcpu, None, ga).map(|t| t.address),
+    }
+}
+
 /// The key check of CHECK_ONLY and of a translation with key (§8.3 vCPU rule),
 /// done on the fragment at effective `ga`, length `len`, absolute `gpa`.
 #[inline]
@@ -227,10 +242,11 @@ pub fn range_to_gpas(
         if mode == AccessMode::Store && lap && protection::is_low_address(eff) {
             return Err(exc(Pgm::PROTECTION, ProtectionType::LowAddress));
         }
-        let t = translate_in(vm, vcpu, ctx.as_ref(), eff).map_err(|e| exc(e.code, e.prot))?;
-        check_fragment_key(vm, key, &overrides, mode, t.address, eff, frag)
+        let address =
+            translate_in_address(vm, vcpu, ctx.as_ref(), eff).map_err(|e| exc(e.code, e.prot))?;
+        check_fragment_key(vm, key, &overrides, mode, address, eff, frag)
             .map_err(|c| exc(c, ProtectionType::KeyControlled))?;
-        on_page(t.address);
+        on_page(address);
         offset = 0;
         ga = eff.wrapping_add(frag);
         len -= frag;
