@@ -25,11 +25,9 @@
 //!   a store, IEP for an instruction fetch) are re-derived from the cached bits by the
 //!   walk's own code; the final addressing check cannot change, memslots being fixed.
 //!
-//! The cache is direct-mapped, [`ENTRIES`] entries of one cache line each. A vCPU is
-//! normally used by one thread at a time, but `Vcpu` is `Sync` (tests share one between
-//! threads), so the entries are relaxed atomics under a per-entry sequence counter: a
-//! reader that races with a fill sees a miss, never a torn entry. On x86 every one of
-//! these atomics is a plain load or store.
+//! The cache is direct-mapped, [`ENTRIES`] entries of one cache line each. Its memory
+//! is vCPU state ([`crate::vcpu::cache`], which knows nothing of DAT); this module gives
+//! the words their meaning and is the only one that reads or fills them.
 #![forbid(unsafe_code)]
 
 use crate::addr::{AbsoluteAddress, RealAddress};
@@ -38,13 +36,10 @@ use crate::dat::walk::{
 };
 use crate::exception::AccessMode;
 use crate::storage::GuestStorage;
-use core::sync::atomic::{AtomicU64, Ordering, fence};
+pub use crate::vcpu::cache::{ENTRIES, TranslationCache};
+use crate::vcpu::cache::{Entry, Snapshot, VALID};
 
-/// Number of entries (a power of two).
-pub const ENTRIES: usize = 256;
-
-/// `Entry::ctl` bits below the prefix (which is 8 KiB aligned).
-const VALID: u64 = 1;
+/// `Entry::ctl` bits below the prefix (which is 8 KiB aligned), above `VALID`.
 const EDAT1: u64 = 2;
 const EDAT2: u64 = 4;
 const IEP: u64 = 8;
@@ -62,78 +57,6 @@ const DENY_SHIFT: u32 = 4;
 #[inline(always)]
 const fn mode_bit(mode: AccessMode) -> u64 {
     1 << (DENY_SHIFT + mode as u32)
-}
-
-/// One cached walk: the input (`page`, `asce`, `ctl`, `generation`) and the result,
-/// under a sequence counter (odd while a fill is writing).
-#[derive(Default)]
-#[repr(align(64))]
-struct Entry {
-    seq: AtomicU64,
-    /// The effective address >> 12.
-    page: AtomicU64,
-    /// The ASCE, all 64 bits.
-    asce: AtomicU64,
-    /// The prefix | IEP | EDAT2 | EDAT1 | VALID.
-    ctl: AtomicU64,
-    /// The storage generation before the walk.
-    generation: AtomicU64,
-    /// The absolute page address | deny bits | IEP_PROT | DAT_PROT | frame size code.
-    abs: AtomicU64,
-    /// The real page address.
-    real: AtomicU64,
-}
-
-/// A consistent copy of an entry's fields.
-#[derive(Clone, Copy, Default)]
-struct Snapshot {
-    page: u64,
-    asce: u64,
-    ctl: u64,
-    generation: u64,
-    abs: u64,
-    real: u64,
-}
-
-impl Entry {
-    /// The fields if no fill raced with the read.
-    #[inline(always)]
-    fn read(&self) -> Option<Snapshot> {
-        let r = Ordering::Relaxed;
-        let s1 = self.seq.load(Ordering::Acquire);
-        let snap = Snapshot {
-            page: self.page.load(r),
-            asce: self.asce.load(r),
-            ctl: self.ctl.load(r),
-            generation: self.generation.load(r),
-            abs: self.abs.load(r),
-            real: self.real.load(r),
-        };
-        fence(Ordering::Acquire);
-        (s1 & 1 == 0 && self.seq.load(r) == s1).then_some(snap)
-    }
-
-    /// Replace the fields, unless another fill is writing them.
-    fn write(&self, v: &Snapshot) {
-        let r = Ordering::Relaxed;
-        let s = self.seq.load(r);
-        if s & 1 != 0
-            || self
-                .seq
-                .compare_exchange(s, s.wrapping_add(1), Ordering::Acquire, r)
-                .is_err()
-        {
-            return;
-        }
-        fence(Ordering::Release);
-        self.page.store(v.page, r);
-        self.asce.store(v.asce, r);
-        self.ctl.store(v.ctl, r);
-        self.generation.store(v.generation, r);
-        self.abs.store(v.abs, r);
-        self.real.store(v.real, r);
-        self.seq.store(s.wrapping_add(2), Ordering::Release);
-    }
 }
 
 /// The control word of a walk context: everything besides the ASCE and the address
@@ -176,77 +99,20 @@ fn frame_of(code: u64) -> FrameSize {
     FRAMES[(code & FRAME_MASK) as usize]
 }
 
-/// A vCPU's translation cache (see the module documentation). Invisible: two vCPUs
-/// that differ only in their caches compare equal.
-pub struct TranslationCache {
-    entries: Box<[Entry; ENTRIES]>,
-    enabled: bool,
-}
-
 impl TranslationCache {
-    /// An empty, enabled cache.
-    pub fn new() -> Self {
-        Self {
-            entries: Box::new(core::array::from_fn(|_| Entry::default())),
-            enabled: true,
-        }
-    }
-
-    /// An empty cache that is switched off: every translation walks.
-    pub fn disabled() -> Self {
-        Self {
-            enabled: false,
-            ..Self::new()
-        }
-    }
-
-    /// Whether the cache is used.
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
-    /// Switch the cache on or off (off also empties it).
-    pub fn set_enabled(&mut self, on: bool) {
-        self.enabled = on;
-        self.flush();
-    }
-
-    /// Drop every entry. Never needed for correctness.
-    pub fn flush(&self) {
-        for e in self.entries.iter() {
-            e.write(&Snapshot::default());
-        }
-    }
-
-    /// The number of valid-looking entries (for tests and statistics; entries of an
-    /// old generation are counted until replaced).
-    pub fn len(&self) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| e.read().is_some_and(|s| s.ctl & VALID != 0))
-            .count()
-    }
-
-    /// Whether no entry is filled.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Whether a translation of effective address `v` in context `ctx` would be
     /// answered from the cache now (no side effect; for tests and statistics).
     pub fn contains(&self, storage: &GuestStorage, v: u64, ctx: &WalkContext) -> bool {
-        if !self.enabled || ctx.asce.real_space() {
+        if !self.enabled() || ctx.asce.real_space() {
             return false;
         }
         let page = v >> 12;
-        self.entries[index(page, ctx.asce.0)]
-            .read()
-            .is_some_and(|e| {
-                e.page == page
-                    && e.asce == ctx.asce.0
-                    && e.ctl == ctl(ctx)
-                    && e.generation == storage.generation()
-            })
+        self.entry(index(page, ctx.asce.0)).read().is_some_and(|e| {
+            e.page == page
+                && e.asce == ctx.asce.0
+                && e.ctl == ctl(ctx)
+                && e.generation == storage.generation()
+        })
     }
 
     /// Translate effective address `v` in context `ctx` (§5.6): the result of
@@ -263,14 +129,14 @@ impl TranslationCache {
         v: u64,
         ctx: &WalkContext,
     ) -> Result<Translation, DatException> {
-        if !self.enabled {
+        if !self.enabled() {
             return Self::uncached(storage, v, ctx);
         }
         // Loaded before any entry is read (see `crate::storage`).
         let generation = storage.generation();
         let page = v >> 12;
         let ctl = ctl(ctx);
-        let slot = &self.entries[index(page, ctx.asce.0)];
+        let slot = &self.entry(index(page, ctx.asce.0));
         if let Some(e) = slot.read()
             && e.page == page
             && e.asce == ctx.asce.0
@@ -310,13 +176,13 @@ impl TranslationCache {
         v: u64,
         ctx: &WalkContext,
     ) -> Result<AbsoluteAddress, DatException> {
-        if !self.enabled {
+        if !self.enabled() {
             return Self::uncached(storage, v, ctx).map(|t| t.address);
         }
         let generation = storage.generation();
         let page = v >> 12;
         let ctl = ctl(ctx);
-        let slot = &self.entries[index(page, ctx.asce.0)];
+        let slot = &self.entry(index(page, ctx.asce.0));
         if let Some(e) = slot.read()
             && e.page == page
             && e.asce == ctx.asce.0
@@ -415,39 +281,6 @@ impl TranslationCache {
         r
     }
 }
-
-impl Default for TranslationCache {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// A clone starts empty (the cache is invisible, so this is a faithful copy).
-impl Clone for TranslationCache {
-    fn clone(&self) -> Self {
-        let mut c = Self::new();
-        c.enabled = self.enabled;
-        c
-    }
-}
-
-impl core::fmt::Debug for TranslationCache {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("TranslationCache")
-            .field("enabled", &self.enabled)
-            .field("entries", &self.len())
-            .finish()
-    }
-}
-
-/// The cache is invisible: it never makes two vCPUs differ.
-impl PartialEq for TranslationCache {
-    fn eq(&self, _other: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for TranslationCache {}
 
 #[cfg(test)]
 mod tests {

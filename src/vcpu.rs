@@ -4,7 +4,9 @@
 
 use crate::addr::{AbsoluteAddress, RealAddress, bit};
 use crate::exception::PgmInfo;
-use crate::tlb::TranslationCache;
+
+pub mod cache;
+pub use cache::TranslationCache;
 
 /// The PSW (mask and instruction address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
