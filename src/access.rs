@@ -145,21 +145,10 @@ fn fetch_pages(
     key: AccessKey,
 ) -> Result<(), AccessError> {
     let len = buf.len();
-    // Each page's effective address, absolute address and fragment length.
-    let frags = || {
-        let (mut ga, mut done) = (ga, 0usize);
-        gpas.iter().map(move |&gpa| {
-            let frag = (PAGE_SIZE - gpa.page_offset()).min((len - done) as u64) as usize;
-            let this = ga;
-            done += frag;
-            ga = effective_address(vcpu, ga.wrapping_add(frag as u64)).0;
-            (gpa, frag, this)
-        })
-    };
     let permit = |sk: StorageKey, ga: u64, frag: usize| {
         overrides.permits(key, sk, AccessMode::Fetch, ga, frag as u64)
     };
-    fetch_fragments(vm, frags, buf, permit).map_err(|(ga, code)| {
+    let exception = |(ga, code): (u64, Pgm)| {
         let prot = if code == Pgm::PROTECTION {
             ProtectionType::KeyControlled
         } else {
@@ -171,7 +160,24 @@ fn fetch_pages(
             prot,
             false,
         ))
-    })
+    };
+    if let [gpa] = gpas {
+        // One page: the whole buffer.
+        let frags = || core::iter::once((*gpa, len, ga));
+        return fetch_fragments(vm, frags, buf, permit).map_err(exception);
+    }
+    // Each page's absolute address, fragment length and effective address, worked out
+    // once (the passes of `fetch_fragments` go over them up to three times).
+    let mut pages = [(AbsoluteAddress(0), 0usize, 0u64); MAX_PAGES];
+    let (mut ga, mut done) = (ga, 0usize);
+    for (slot, &gpa) in pages.iter_mut().zip(gpas) {
+        let frag = (PAGE_SIZE - gpa.page_offset()).min((len - done) as u64) as usize;
+        *slot = (gpa, frag, ga);
+        done += frag;
+        ga = effective_address(vcpu, ga.wrapping_add(frag as u64)).0;
+    }
+    let pages = &pages[..gpas.len().min(MAX_PAGES)];
+    fetch_fragments(vm, || pages.iter().copied(), buf, permit).map_err(exception)
 }
 
 /// Fetch fragments (absolute address, length, the tag `permit` and errors carry: the
@@ -201,13 +207,15 @@ where
         FrameAccessError::NotInMemory => Pgm::ADDRESSING,
         FrameAccessError::Refused => Pgm::PROTECTION,
     };
-    let single = buf.len() <= 1 || frags().nth(1).is_none();
-    if single {
-        if let Some((gpa, frag, tag)) = frags().next() {
-            s.fetch_frame(gpa, &mut buf[..frag], |sk| permit(sk, tag, frag))
-                .map_err(|e| (tag, code(e)))?;
-        }
+    let mut all = frags();
+    let Some((gpa, frag, tag)) = all.next() else {
         return Ok(());
+    };
+    if frag == buf.len() {
+        // One fragment.
+        return s
+            .fetch_frame(gpa, buf, |sk| permit(sk, tag, frag))
+            .map_err(|e| (tag, code(e)));
     }
     for (idx, (gpa, frag, tag)) in frags().enumerate() {
         let verdict = match s.key(gpa) {

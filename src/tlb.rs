@@ -153,6 +153,23 @@ impl TranslationCache {
                 iep_protected: e.abs & IEP_PROT != 0,
             });
         }
+        self.miss_translation(slot, storage, v, ctx, page, ctl, generation)
+    }
+
+    /// [`miss`](Self::miss) for [`translate`](Self::translate): the one call a miss
+    /// costs (the miss, the walk and the fill are inlined into it).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn miss_translation(
+        &self,
+        slot: &Entry,
+        storage: &GuestStorage,
+        v: u64,
+        ctx: &WalkContext,
+        page: u64,
+        ctl: u64,
+        generation: u64,
+    ) -> Result<Translation, DatException> {
         self.miss(slot, storage, v, ctx, page, ctl, generation)
     }
 
@@ -195,7 +212,8 @@ impl TranslationCache {
         self.miss_address(slot, storage, v, ctx, page, ctl, generation)
     }
 
-    /// [`miss`](Self::miss) for [`translate_address`](Self::translate_address).
+    /// [`miss`](Self::miss) for [`translate_address`](Self::translate_address), likewise
+    /// one call.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn miss_address(
@@ -216,7 +234,7 @@ impl TranslationCache {
     /// holds another walk, or it holds this walk and the mode is refused (the
     /// exception is re-derived by the walk's own checks).
     #[allow(clippy::too_many_arguments)]
-    #[inline(never)]
+    #[inline(always)]
     fn miss(
         &self,
         slot: &Entry,
@@ -242,7 +260,7 @@ impl TranslationCache {
     }
 
     /// A miss: walk, marking the table frames, and cache a success.
-    #[inline(never)]
+    #[inline(always)]
     fn fill(
         slot: &Entry,
         storage: &GuestStorage,
