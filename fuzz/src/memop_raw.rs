@@ -833,6 +833,11 @@ fn check_against_plan(
     if ret == EFAULT && store {
         return; // copy_from_user failed before translation (checked elsewhere)
     }
+    if ret != 0 && !store {
+        // §3.6 step 4: the kernel reads into a scratch buffer and copies it to the user
+        // only on success; the library reads in place, so it must leave it as it was.
+        assert!(buf == buf0, "{ctx}: a failed read changed the user buffer");
+    }
     let frags = match plan {
         Err((k, p)) => {
             if !check_only || key == 0 {
