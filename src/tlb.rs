@@ -99,6 +99,56 @@ fn frame_of(code: u64) -> FrameSize {
     FRAMES[(code & FRAME_MASK) as usize]
 }
 
+/// An entry's key: the walk's whole input and the generation, loaded before any
+/// entry is read (see `crate::storage`).
+#[derive(Clone, Copy)]
+struct Key {
+    page: u64,
+    asce: u64,
+    ctl: u64,
+    generation: u64,
+}
+
+impl Key {
+    #[inline(always)]
+    fn of(storage: &GuestStorage, v: u64, ctx: &WalkContext) -> Self {
+        Self {
+            generation: storage.generation(),
+            page: v >> 12,
+            asce: ctx.asce.0,
+            ctl: ctl(ctx),
+        }
+    }
+
+    /// The entry this key lives in.
+    #[inline(always)]
+    fn index(&self) -> usize {
+        index(self.page, self.asce)
+    }
+
+    /// Whether entry `e` was filled under this key.
+    #[inline(always)]
+    fn matches(&self, e: &Snapshot) -> bool {
+        e.page == self.page
+            && e.asce == self.asce
+            && e.ctl == self.ctl
+            && e.generation == self.generation
+    }
+}
+
+/// The `Translation` entry `e` gives for effective address `v`.
+#[inline(always)]
+fn translation_of(e: &Snapshot, v: u64) -> Translation {
+    let off = v & 0xFFF;
+    Translation {
+        address: AbsoluteAddress((e.abs & !0xFFF) | off),
+        real: RealAddress(e.real | off),
+        frame: frame_of(e.abs),
+        dat_protected: e.abs & DAT_PROT != 0,
+        iep_protected: e.abs & IEP_PROT != 0,
+    }
+}
+
 impl TranslationCache {
     /// Whether a translation of effective address `v` in context `ctx` would be
     /// answered from the cache now (no side effect; for tests and statistics).
@@ -106,13 +156,22 @@ impl TranslationCache {
         if !self.enabled() || ctx.asce.real_space() {
             return false;
         }
-        let page = v >> 12;
-        self.entry(index(page, ctx.asce.0)).read().is_some_and(|e| {
-            e.page == page
-                && e.asce == ctx.asce.0
-                && e.ctl == ctl(ctx)
-                && e.generation == storage.generation()
-        })
+        let key = Key::of(storage, v, ctx);
+        self.entry(key.index())
+            .read()
+            .is_some_and(|e| key.matches(&e))
+    }
+
+    /// The entry for `v` in context `ctx` if it answers this translation now (same
+    /// input, same generation, mode not refused); otherwise what a miss needs. The
+    /// whole hit path.
+    #[inline(always)]
+    fn lookup(&self, storage: &GuestStorage, v: u64, ctx: &WalkContext) -> Result<Snapshot, Key> {
+        let key = Key::of(storage, v, ctx);
+        match self.entry(key.index()).read() {
+            Some(e) if key.matches(&e) && e.abs & mode_bit(ctx.mode) == 0 => Ok(e),
+            _ => Err(key),
+        }
     }
 
     /// Translate effective address `v` in context `ctx` (§5.6): the result of
@@ -132,55 +191,10 @@ impl TranslationCache {
         if !self.enabled() {
             return Self::uncached(storage, v, ctx);
         }
-        // Loaded before any entry is read (see `crate::storage`).
-        let generation = storage.generation();
-        let page = v >> 12;
-        let ctl = ctl(ctx);
-        let slot = &self.entry(index(page, ctx.asce.0));
-        if let Some(e) = slot.read()
-            && e.page == page
-            && e.asce == ctx.asce.0
-            && e.ctl == ctl
-            && e.generation == generation
-            && e.abs & mode_bit(ctx.mode) == 0
-        {
-            let off = v & 0xFFF;
-            return Ok(Translation {
-                address: AbsoluteAddress((e.abs & !0xFFF) | off),
-                real: RealAddress(e.real | off),
-                frame: frame_of(e.abs),
-                dat_protected: e.abs & DAT_PROT != 0,
-                iep_protected: e.abs & IEP_PROT != 0,
-            });
+        match self.lookup(storage, v, ctx) {
+            Ok(e) => Ok(translation_of(&e, v)),
+            Err(key) => self.miss_translation(storage, v, ctx, key),
         }
-        self.miss_translation(slot, storage, v, ctx, page, ctl, generation)
-    }
-
-    /// [`miss`](Self::miss) for [`translate`](Self::translate): the one call a miss
-    /// costs (the miss, the walk and the fill are inlined into it).
-    #[allow(clippy::too_many_arguments)]
-    #[inline(never)]
-    fn miss_translation(
-        &self,
-        slot: &Entry,
-        storage: &GuestStorage,
-        v: u64,
-        ctx: &WalkContext,
-        page: u64,
-        ctl: u64,
-        generation: u64,
-    ) -> Result<Translation, DatException> {
-        self.miss(slot, storage, v, ctx, page, ctl, generation)
-    }
-
-    /// The cache is off: the walk.
-    #[inline(never)]
-    fn uncached(
-        storage: &GuestStorage,
-        v: u64,
-        ctx: &WalkContext,
-    ) -> Result<Translation, DatException> {
-        walk::walk_referencing(storage, v, ctx)
     }
 
     /// [`translate`](Self::translate) reduced to the absolute address, which is all an
@@ -196,67 +210,69 @@ impl TranslationCache {
         if !self.enabled() {
             return Self::uncached(storage, v, ctx).map(|t| t.address);
         }
-        let generation = storage.generation();
-        let page = v >> 12;
-        let ctl = ctl(ctx);
-        let slot = &self.entry(index(page, ctx.asce.0));
-        if let Some(e) = slot.read()
-            && e.page == page
-            && e.asce == ctx.asce.0
-            && e.ctl == ctl
-            && e.generation == generation
-            && e.abs & mode_bit(ctx.mode) == 0
-        {
-            return Ok(AbsoluteAddress((e.abs & !0xFFF) | (v & 0xFFF)));
+        match self.lookup(storage, v, ctx) {
+            Ok(e) => Ok(AbsoluteAddress((e.abs & !0xFFF) | (v & 0xFFF))),
+            Err(key) => self.miss_address(storage, v, ctx, key),
         }
-        self.miss_address(slot, storage, v, ctx, page, ctl, generation)
+    }
+
+    /// The cache is off: the walk.
+    #[inline(never)]
+    fn uncached(
+        storage: &GuestStorage,
+        v: u64,
+        ctx: &WalkContext,
+    ) -> Result<Translation, DatException> {
+        walk::walk_referencing(storage, v, ctx)
+    }
+
+    /// [`miss`](Self::miss) for [`translate`](Self::translate): the one call a miss
+    /// costs (the miss, the walk and the fill are inlined into it).
+    #[inline(never)]
+    fn miss_translation(
+        &self,
+        storage: &GuestStorage,
+        v: u64,
+        ctx: &WalkContext,
+        key: Key,
+    ) -> Result<Translation, DatException> {
+        self.miss(storage, v, ctx, key)
     }
 
     /// [`miss`](Self::miss) for [`translate_address`](Self::translate_address), likewise
     /// one call.
-    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn miss_address(
         &self,
-        slot: &Entry,
         storage: &GuestStorage,
         v: u64,
         ctx: &WalkContext,
-        page: u64,
-        ctl: u64,
-        generation: u64,
+        key: Key,
     ) -> Result<AbsoluteAddress, DatException> {
-        self.miss(slot, storage, v, ctx, page, ctl, generation)
-            .map(|t| t.address)
+        self.miss(storage, v, ctx, key).map(|t| t.address)
     }
 
     /// Not a usable hit: the ASCE is a real-space designation (no tables), the entry
     /// holds another walk, or it holds this walk and the mode is refused (the
     /// exception is re-derived by the walk's own checks).
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn miss(
         &self,
-        slot: &Entry,
         storage: &GuestStorage,
         v: u64,
         ctx: &WalkContext,
-        page: u64,
-        ctl: u64,
-        generation: u64,
+        key: Key,
     ) -> Result<Translation, DatException> {
         if ctx.asce.real_space() {
             return walk::walk_referencing(storage, v, ctx);
         }
+        let slot = self.entry(key.index());
         if let Some(e) = slot.read()
-            && e.page == page
-            && e.asce == ctx.asce.0
-            && e.ctl == ctl
-            && e.generation == generation
+            && key.matches(&e)
         {
             protection_checks(ctx, e.abs & DAT_PROT != 0, e.abs & IEP_PROT != 0)?;
         }
-        Self::fill(slot, storage, v, ctx, page, ctl, generation)
+        Self::fill(slot, storage, v, ctx, &key)
     }
 
     /// A miss: walk, marking the table frames, and cache a success.
@@ -266,9 +282,7 @@ impl TranslationCache {
         storage: &GuestStorage,
         v: u64,
         ctx: &WalkContext,
-        page: u64,
-        ctl: u64,
-        generation: u64,
+        key: &Key,
     ) -> Result<Translation, DatException> {
         let r = walk::walk_marking(storage, v, ctx);
         if let Ok(t) = &r {
@@ -284,10 +298,10 @@ impl TranslationCache {
             })
             .fold(0, |d, m| d | mode_bit(m));
             slot.write(&Snapshot {
-                page,
-                asce: ctx.asce.0,
-                ctl,
-                generation,
+                page: key.page,
+                asce: key.asce,
+                ctl: key.ctl,
+                generation: key.generation,
                 abs: (t.address.0 & !0xFFF)
                     | frame_code(t.frame)
                     | if t.dat_protected { DAT_PROT } else { 0 }
