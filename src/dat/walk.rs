@@ -152,12 +152,13 @@ pub const fn real_to_absolute(r: u64, prefix: u64) -> u64 {
     }
 }
 
-/// The ASCE-level checks of step B (§5.6), made before any memory access: the index
-/// bits above the first table's index must be zero (ASCE-type exception), and the
-/// first index's leftmost two bits must not exceed the ASCE's TL (that table's
-/// translation exception). Returns the bit position of the first table's index.
+/// The ASCE-level checks of step B (§5.6), made before any memory access, for
+/// designation type `DT` (0 segment ... 3 region-first): the index bits above the
+/// first table's index must be zero (ASCE-type exception), and the first index's
+/// leftmost two bits must not exceed the ASCE's TL (that table's translation
+/// exception). Returns the bit position of the first table's index.
 #[inline(always)]
-fn check_asce(asce: Asce, v: u64) -> Result<u32, Pgm> {
+fn check_asce<const DT: usize>(asce: Asce, v: u64) -> Result<u32, Pgm> {
     // RFX, RSX, RTX and SX start at bits 53, 42, 31 and 20 of the address (counting
     // from the right), one position per designation type.
     const LENGTH_CODES: [Pgm; 4] = [
@@ -166,14 +167,13 @@ fn check_asce(asce: Asce, v: u64) -> Result<u32, Pgm> {
         Pgm::REGION_SECOND_TRANSLATION,
         Pgm::REGION_FIRST_TRANSLATION,
     ];
-    let dt = asce.dt() as usize;
-    let shift = 20 + 11 * dt as u32;
+    let shift = 20 + 11 * DT as u32;
     // Two shifts: for a region-first table the bits above are none (v >> 64).
     if (v >> shift) >> 11 != 0 {
         return Err(Pgm::ASCE_TYPE);
     }
     if (v >> (shift + 9)) & 3 > asce.tl() {
-        return Err(LENGTH_CODES[dt]);
+        return Err(LENGTH_CODES[DT]);
     }
     Ok(shift)
 }
@@ -305,8 +305,8 @@ fn upper_region_entry(
 }
 
 /// The walk proper, unrolled: it enters the chain of levels at the ASCE's designation
-/// type and falls through to the page table. `source` reads each entry (and records it
-/// or sets its frame's R).
+/// type ([`walk_from`], one copy per type) and falls through to the page table.
+/// `source` reads each entry (and records it or sets its frame's R).
 ///
 /// Each entry is first tested against the fields that make every check pass (one
 /// mask and compare); only an entry that differs goes through the checks one by one,
@@ -332,9 +332,26 @@ fn walk_inner(
             false,
         );
     }
-    let shift = check_asce(asce, v).map_err(DatException::new)?;
+    match asce.dt() {
+        DesignationType::RegionFirst => walk_from::<3>(storage, v, ctx, source),
+        DesignationType::RegionSecond => walk_from::<2>(storage, v, ctx, source),
+        DesignationType::RegionThird => walk_from::<1>(storage, v, ctx, source),
+        DesignationType::Segment => walk_from::<0>(storage, v, ctx, source),
+    }
+}
 
-    let dt = asce.dt();
+/// The walk from the first table of designation type `DT` (0 segment ... 3
+/// region-first) down: one copy per type, so that the index positions and the chain
+/// of levels are constants.
+#[inline(always)]
+fn walk_from<const DT: usize>(
+    storage: &GuestStorage,
+    v: u64,
+    ctx: &WalkContext,
+    source: &mut impl EntrySource,
+) -> Result<Translation, DatException> {
+    let asce = ctx.asce;
+    let shift = check_asce::<DT>(asce, v).map_err(DatException::new)?;
     let mut addr = asce.origin().wrapping_add(((v >> shift) & 0x7FF) * 8);
     // The region entries' P bits count only with EDAT-1 (§11 item 5): gathered here.
     let mut region_bits = 0u64;
@@ -348,7 +365,7 @@ fn walk_inner(
             }
         };
     }
-    if dt == DesignationType::RegionFirst {
+    if DT == 3 {
         let e = fetch!(TableLevel::RegionFirst);
         region_bits |= e;
         addr = upper_region_entry(
@@ -362,7 +379,7 @@ fn walk_inner(
             ),
         )?;
     }
-    if dt >= DesignationType::RegionSecond {
+    if DT >= 2 {
         let e = fetch!(TableLevel::RegionSecond);
         region_bits |= e;
         addr = upper_region_entry(
@@ -376,7 +393,7 @@ fn walk_inner(
             ),
         )?;
     }
-    if dt >= DesignationType::RegionThird {
+    if DT >= 1 {
         let e = fetch!(TableLevel::RegionThird);
         if e & REGION_THIRD_CHECKED != (1 << RegionTableEntry::TT_SHIFT) | RegionTableEntry::TL {
             let rtte = RegionTableEntry(e);
