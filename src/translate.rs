@@ -211,6 +211,7 @@ fn check_fragment_key(
 /// `trans_exc` builds for it. `ga` is the logical address; the addressing mode is
 /// applied at each fragment start.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn range_to_gpas(
     vm: &Vm,
     vcpu: &Vcpu,
