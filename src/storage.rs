@@ -527,6 +527,24 @@ impl GuestStorage {
         Some(u64::from_be(raw))
     }
 
+    /// The start of a data-phase fragment ([`fetch_frame`](Self::fetch_frame),
+    /// [`store_frame`](Self::store_frame)): the slot holding `a` and its frame's key
+    /// cell, if `a` is in memory (else PGM 5 comes first, §5.8) and `permit` allows the
+    /// frame's key (the table marker masked out).
+    #[inline(always)]
+    fn permitted_frame(
+        &self,
+        a: u64,
+        permit: impl FnOnce(StorageKey) -> bool,
+    ) -> Result<(&Memslot, &AtomicU8), FrameAccessError> {
+        let s = self.slot(a).ok_or(FrameAccessError::NotInMemory)?;
+        let cell = s.key_cell(a);
+        if !permit(StorageKey(cell.load(Ordering::Relaxed) & KEY_BITS)) {
+            return Err(FrameAccessError::Refused);
+        }
+        Ok((s, cell))
+    }
+
     /// One fragment of a keyed fetch (the data phase of §5.8, §6.1): `buf.len()` bytes
     /// at `addr`, within one 4 KiB frame. The frame's key goes to `permit`; if it
     /// allows, the bytes are copied and R is set (§10.3). One memslot lookup for the key,
@@ -539,11 +557,7 @@ impl GuestStorage {
         permit: impl FnOnce(StorageKey) -> bool,
     ) -> Result<(), FrameAccessError> {
         let a = addr.0;
-        let s = self.slot(a).ok_or(FrameAccessError::NotInMemory)?;
-        let cell = s.key_cell(a);
-        if !permit(StorageKey(cell.load(Ordering::Relaxed) & KEY_BITS)) {
-            return Err(FrameAccessError::Refused);
-        }
+        let (s, cell) = self.permitted_frame(a, permit)?;
         if (a & (PAGE_SIZE - 1)) + buf.len() as u64 <= PAGE_SIZE {
             // SAFETY: the range lies in one frame of this slot (checked above; slots
             // are whole frames), inside its live map; `buf` is host memory.
@@ -568,11 +582,7 @@ impl GuestStorage {
         permit: impl FnOnce(StorageKey) -> bool,
     ) -> Result<(), FrameAccessError> {
         let a = addr.0;
-        let s = self.slot(a).ok_or(FrameAccessError::NotInMemory)?;
-        let cell = s.key_cell(a);
-        if !permit(StorageKey(cell.load(Ordering::Relaxed) & KEY_BITS)) {
-            return Err(FrameAccessError::Refused);
-        }
+        let (s, cell) = self.permitted_frame(a, permit)?;
         if (a & (PAGE_SIZE - 1)) + data.len() as u64 <= PAGE_SIZE {
             // SAFETY: as in `fetch_frame`; `data` is host memory, not guest storage.
             unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), s.byte_ptr(a), data.len()) };
