@@ -224,35 +224,22 @@ pub fn check(plan: Plan, runs: [Option<RunRecord>; 2]) -> Checked {
         let mut tainted: BTreeSet<u64> = BTreeSet::new();
         for a in &plan.accesses {
             let v = &a.variants;
-            let frames: Vec<u64> = [
-                v.kernel.target,
-                v.kernel.target2,
-                v.no_keys.target,
-                v.no_edat.target,
-                v.no_edat_no_keys.target,
-                v.no_edat2.target,
-                v.lap_late.target,
-                v.qemu.target,
-            ]
-            .into_iter()
-            .flatten()
-            .map(|t| t & !0xfff)
-            .collect();
+            let frames: Vec<u64> = v
+                .probes()
+                .iter()
+                .map(|p| p.target)
+                .chain([v.kernel.target2])
+                .flatten()
+                .map(|t| t & !0xfff)
+                .collect();
             // Frames read as DAT tables by any of the walks: a store that went
             // differently may have changed a table (a data frame can be a page table
             // where an FC bit is ignored).
-            let table_frames: Vec<u64> = [
-                &v.kernel,
-                &v.no_keys,
-                &v.no_edat,
-                &v.no_edat_no_keys,
-                &v.no_edat2,
-                &v.lap_late,
-                &v.qemu,
-            ]
-            .iter()
-            .flat_map(|p| p.table_frames().iter().copied())
-            .collect();
+            let table_frames: Vec<u64> = v
+                .probes()
+                .iter()
+                .flat_map(|p| p.table_frames().iter().copied())
+                .collect();
             let t = (!a.store && frames.iter().any(|f| tainted.contains(f)))
                 || table_frames.iter().any(|f| tainted.contains(f));
             let c = compare::compare(b, plan.base, a, run.results.get(&a.idx), t, larger);

@@ -50,6 +50,21 @@ pub struct Variants {
     pub fragments: Option<[Probe; 2]>,
 }
 
+impl Variants {
+    /// The whole-access probes, every rule set (the fragments aside).
+    pub fn probes(&self) -> [&Probe; 7] {
+        [
+            &self.kernel,
+            &self.no_keys,
+            &self.no_edat,
+            &self.no_edat_no_keys,
+            &self.no_edat2,
+            &self.lap_late,
+            &self.qemu,
+        ]
+    }
+}
+
 /// One compared access.
 #[derive(Clone, Debug)]
 pub struct Access {
@@ -780,17 +795,7 @@ pub fn build(sc: &Scenario) -> Result<Plan, String> {
     let (bs, be) = (blob_addr & !0xfff, harness.last().map_or(0, |h| h.1));
     let in_blob = |t: u64| t >= bs && t < be;
     for a in &mut accesses {
-        let v = &a.variants;
-        let all = [
-            &v.kernel,
-            &v.no_keys,
-            &v.no_edat,
-            &v.no_edat_no_keys,
-            &v.no_edat2,
-            &v.lap_late,
-            &v.qemu,
-        ];
-        let hits = all.iter().any(|p| {
+        let hits = a.variants.probes().iter().any(|p| {
             (p.outcome.code == 0
                 && (p.target.is_some_and(in_blob) || p.target2.is_some_and(in_blob)))
                 || p.table_frames().iter().any(|&f| in_blob(f))
@@ -979,15 +984,7 @@ fn run_access(
     let reach = |p: &Probe| p.outcome.code == 0 && (owned(p.target) || owned(p.target2));
     // Tables or AR-translation structures in memory the guest owns are not there in
     // the emulator.
-    let all = [
-        &variants.kernel,
-        &variants.no_keys,
-        &variants.no_edat,
-        &variants.no_edat_no_keys,
-        &variants.no_edat2,
-        &variants.lap_late,
-        &variants.qemu,
-    ];
+    let all = variants.probes();
     // (The stub's own tables are the same on both sides; the blob, placed after the
     // steps, is checked in `build`.)
     if all.iter().any(|p| {
