@@ -207,8 +207,7 @@ where
         FrameAccessError::NotInMemory => Pgm::ADDRESSING,
         FrameAccessError::Refused => Pgm::PROTECTION,
     };
-    let mut all = frags();
-    let Some((gpa, frag, tag)) = all.next() else {
+    let Some((gpa, frag, tag)) = frags().next() else {
         return Ok(());
     };
     if frag == buf.len() {
@@ -308,32 +307,33 @@ pub fn access_absolute(vm: &Vm, gpa: u64, mut buf: Buffer<'_>, key: AccessKey) -
     let mode = buf.mode();
     let len = buf.len();
     if let Buffer::Fetch(b) = &mut buf {
-        // Fragments of at most a page, wrapping at 2^64; unchanged `b` on failure.
-        let frags = || {
-            let (mut gpa, mut done) = (gpa, 0usize);
-            core::iter::from_fn(move || {
-                (done < len).then(|| {
-                    let frag = (PAGE_SIZE - (gpa & 0xFFF)).min((len - done) as u64) as usize;
-                    let this = gpa;
-                    done += frag;
-                    gpa = gpa.wrapping_add(frag as u64);
-                    (AbsoluteAddress(this), frag, this)
-                })
-            })
-        };
+        // Unchanged `b` on failure; the fragment's address is its own tag.
+        let frags = || absolute_fragments(gpa, len as u64).map(|(a, frag)| (a, frag as usize, a.0));
         return fetch_fragments(vm, frags, b, |sk, _, _| key.permits(sk, mode))
             .map_err(|(_, code)| code);
     }
-    let mut gpa = gpa;
     let mut done = 0usize;
-    while done < len {
-        let frag = (PAGE_SIZE - (gpa & 0xFFF)).min((len - done) as u64) as usize;
-        let a = AbsoluteAddress(gpa);
+    for (a, frag) in absolute_fragments(gpa, len as u64) {
+        let frag = frag as usize;
         move_fragment_with(vm, a, &mut buf, done, frag, |sk| key.permits(sk, mode))?;
         done += frag;
-        gpa = gpa.wrapping_add(frag as u64);
     }
     Ok(())
+}
+
+/// The fragments of `len` bytes from absolute `gpa`, each within one 4 KiB frame
+/// (§6.1): address and length, addresses wrapping at 2^64.
+fn absolute_fragments(gpa: u64, len: u64) -> impl Iterator<Item = (AbsoluteAddress, u64)> {
+    let (mut gpa, mut left) = (gpa, len);
+    core::iter::from_fn(move || {
+        (left > 0).then(|| {
+            let frag = (PAGE_SIZE - (gpa & 0xFFF)).min(left);
+            let this = AbsoluteAddress(gpa);
+            left -= frag;
+            gpa = gpa.wrapping_add(frag);
+            (this, frag)
+        })
+    })
 }
 
 /// `check_gpa_range` (§6.2, newest kernel): per fragment, the key lookup (PGM 5
@@ -345,18 +345,11 @@ pub fn check_absolute(
     mode: AccessMode,
     key: AccessKey,
 ) -> Result<(), Pgm> {
-    let mut gpa = gpa;
-    let mut left = len;
-    while left > 0 {
-        let frag = (PAGE_SIZE - (gpa & 0xFFF)).min(left);
-        let sk = vm
-            .storage_key(AbsoluteAddress(gpa))
-            .map_err(|_| Pgm::ADDRESSING)?;
+    for (a, _) in absolute_fragments(gpa, len) {
+        let sk = vm.storage_key(a).map_err(|_| Pgm::ADDRESSING)?;
         if !key.permits(sk, mode) {
             return Err(Pgm::PROTECTION);
         }
-        left -= frag;
-        gpa = gpa.wrapping_add(frag);
     }
     Ok(())
 }
