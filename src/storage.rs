@@ -356,7 +356,8 @@ impl GuestStorage {
     /// Whether the 4 KiB frame holding `addr` lies in a memslot (`kvm_is_gpa_in_memslot`).
     #[inline]
     pub fn in_memory(&self, addr: AbsoluteAddress) -> bool {
-        self.slot(addr.0).is_some()
+        // The first slot's test alone answers the common case (it is never empty).
+        self.fast.contains(addr.0) || self.slot_slow(addr.0).is_some()
     }
 
     /// Run `f` on each (slot, start, length) piece of `[addr, addr+len)`, failing with
@@ -500,6 +501,31 @@ impl GuestStorage {
             return Some(u64::from_be(raw));
         }
         self.read_table_entry_slow(addr, bits)
+    }
+
+    /// [`read_table_entry`](Self::read_table_entry) where it has nothing to set: the
+    /// entry if it is in the first memslot and its frame's key already has `bits`,
+    /// else `None` (and nothing happened). A read of memory the map holds, with no
+    /// atomic update and no call, for the walk's fast path.
+    #[inline(always)]
+    pub(crate) fn read_table_entry_if_marked(&self, addr: u64, bits: u8) -> Option<u64> {
+        if addr & 7 == 0
+            && self.fast.contains(addr)
+            && self.fast.key_cell(addr).load(Ordering::Relaxed) & bits == bits
+        {
+            // SAFETY: 8-byte aligned and in the first slot, whose size is a multiple of
+            // 4096: all 8 bytes are inside its live map.
+            let raw = unsafe { self.fast.byte_ptr(addr).cast::<u64>().read_unaligned() };
+            return Some(u64::from_be(raw));
+        }
+        None
+    }
+
+    /// Whether absolute `addr` is in the first memslot (a sufficient test for
+    /// [`in_memory`](Self::in_memory), inline and without a call).
+    #[inline(always)]
+    pub(crate) fn in_first_slot(&self, addr: u64) -> bool {
+        self.fast.contains(addr)
     }
 
     #[inline(never)]

@@ -39,11 +39,6 @@ use crate::storage::GuestStorage;
 pub use crate::vcpu::cache::{ENTRIES, TranslationCache};
 use crate::vcpu::cache::{Entry, Snapshot, VALID};
 
-/// `Entry::ctl` bits below the prefix (which is 8 KiB aligned), above `VALID`.
-const EDAT1: u64 = 2;
-const EDAT2: u64 = 4;
-const IEP: u64 = 8;
-
 /// `Entry::abs` bits below the page address.
 const FRAME_MASK: u64 = 3;
 const DAT_PROT: u64 = 4;
@@ -59,16 +54,10 @@ const fn mode_bit(mode: AccessMode) -> u64 {
     1 << (DENY_SHIFT + mode as u32)
 }
 
-/// The control word of a walk context: everything besides the ASCE and the address
-/// that the walk's result depends on (the mode is re-derived, not cached).
-#[inline(always)]
-fn ctl(ctx: &WalkContext) -> u64 {
-    ctx.prefix
-        | VALID
-        | (ctx.edat1 as u64 * EDAT1)
-        | (ctx.edat2 as u64 * EDAT2)
-        | (ctx.iep as u64 * IEP)
-}
+// An entry's `ctl` is the walk context's control word (prefix, EDAT-1, EDAT-2, IEP:
+// everything besides the ASCE and the address that the walk's result depends on; the
+// mode is re-derived, not cached). Its always-set bit is what marks a filled entry.
+const _: () = assert!(WalkContext::ONE == VALID);
 
 /// The entry for a page: consecutive pages get consecutive entries; the next index
 /// bits and the table origin are folded in so that pages at the same offset of
@@ -116,7 +105,7 @@ impl Key {
             generation: storage.generation(),
             page: v >> 12,
             asce: ctx.asce.0,
-            ctl: ctl(ctx),
+            ctl: ctx.control(),
         }
     }
 
@@ -293,7 +282,7 @@ impl TranslationCache {
             ]
             .into_iter()
             .filter(|&m| {
-                let c = WalkContext { mode: m, ..*ctx };
+                let c = ctx.with_mode(m);
                 protection_checks(&c, t.dat_protected, t.iep_protected).is_err()
             })
             .fold(0, |d, m| d | mode_bit(m));
@@ -338,14 +327,7 @@ mod tests {
     }
 
     fn ctx(asce: Asce, mode: AccessMode) -> WalkContext {
-        WalkContext {
-            asce,
-            edat1: true,
-            edat2: true,
-            iep: false,
-            mode,
-            prefix: 0,
-        }
+        WalkContext::new(asce, mode).with_edat(true, true)
     }
 
     #[test]

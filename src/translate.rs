@@ -92,14 +92,10 @@ pub fn select_asce(
 pub fn walk_context(vm: &Vm, vcpu: &Vcpu, asce: Asce, mode: AccessMode) -> WalkContext {
     let f: &Facilities = vm.facilities();
     let edat1 = vcpu.cr0(cr0::EDAT) && f.has(Facilities::EDAT1);
-    WalkContext {
-        asce,
-        edat1,
-        edat2: edat1 && f.has(Facilities::EDAT2),
-        iep: vcpu.cr0(cr0::IEP) && f.has(Facilities::IEP),
-        mode,
-        prefix: vcpu.effective_prefix(),
-    }
+    WalkContext::new(asce, mode)
+        .with_edat(edat1, edat1 && f.has(Facilities::EDAT2))
+        .with_iep(vcpu.cr0(cr0::IEP) && f.has(Facilities::IEP))
+        .with_prefix(vcpu.effective_prefix())
 }
 
 /// Set the reference bit on every frame holding a DAT table entry the walk read

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use s390_gaccess::access::{Buffer, access_logical, check_logical};
 use s390_gaccess::addr::AbsoluteAddress;
 use s390_gaccess::dat::builder::{LeafFlags, SpaceBuilder, entry_address};
-use s390_gaccess::dat::{Asce, DesignationType, FrameSize, TableLevel};
+use s390_gaccess::dat::{Asce, DesignationType, FrameSize, TableLevel, WalkContext, walk};
 use s390_gaccess::exception::{AccessError, AccessMode, Errno};
 use s390_gaccess::keys::AccessKey;
 use s390_gaccess::translate::{translate, translate_address_with_key};
@@ -872,4 +872,68 @@ fn chaos_ar_mode_dat_on() {
             run_chaos_case(&c)
         })
         .unwrap();
+}
+
+/// The frames whose keys a walk may touch here: every frame of both memslots.
+fn all_keys(g: &Guest) -> Vec<u8> {
+    SLOTS_C
+        .iter()
+        .flat_map(|&(start, size)| (0..size / 0x1000).map(move |i| start + i * 0x1000))
+        .map(|a| g.vm.storage().key(AbsoluteAddress(a)).unwrap().0)
+        .collect()
+}
+
+/// (d) §10.3, §11 item 15: `walk_referencing` (a call-free walk over frames that
+/// already carry R, and the general walk when it meets anything else: an unmarked
+/// frame, an entry or a frame in the second memslot) equals the pure `walk` followed
+/// by setting R on each traced entry's frame: result and every key afterwards, for
+/// the first walk (frames unmarked) and a repeat (frames marked), on random tables
+/// spread over two memslots, random contexts and random prefixes.
+fn run_referencing_case(c: &ChaosCase) -> Result<(), TestCaseError> {
+    let g = Guest::with_slots(&SLOTS_C, &[8, 78, 130]);
+    let mut rng = SplitMix(c.seed);
+    let (asce, virts) = built_space(&g, &mut rng);
+    g.vm.enable_keys();
+    for _ in 0..(rng.next() % 8) {
+        let a = [0, TOP][(rng.next() % 2) as usize] + rng.next() % (1 << 20);
+        g.vm.set_storage_key(
+            AbsoluteAddress(a),
+            s390_gaccess::keys::StorageKey(rng.next() as u8 & 0xFE),
+        )
+        .unwrap();
+    }
+    let mode = [Fetch, Store, InstructionFetch][c.mode as usize];
+    let ctx = WalkContext::new(asce, mode)
+        .with_edat(c.facs & 1 != 0, c.facs & 3 == 3)
+        .with_iep(c.facs & 4 != 0)
+        .with_prefix(c.prefix as u64);
+    let v = match c.addr_sel {
+        0 | 3 if !virts.is_empty() => virts[(c.addr % virts.len() as u64) as usize],
+        _ => c.addr,
+    };
+    for round in 0..2 {
+        let before = all_keys(&g);
+        let pure = walk::walk(g.vm.storage(), v, &ctx);
+        prop_assert_eq!(all_keys(&g), before.clone(), "the pure walk changed a key");
+        let got = walk::walk_referencing(g.vm.storage(), v, &ctx);
+        prop_assert_eq!(got, pure.result, "round {}", round);
+        let mut want = before;
+        for e in pure.trace.entries() {
+            let a = e.address.0;
+            let (start, _) = SLOTS_C.iter().find(|s| a.wrapping_sub(s.0) < s.1).unwrap();
+            let index = if *start == 0 { 0 } else { 256 } + ((a - start) >> 12) as usize;
+            want[index] |= 0x04;
+        }
+        prop_assert_eq!(all_keys(&g), want, "round {}", round);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: CASES, ..ProptestConfig::default() })]
+
+    #[test]
+    fn walk_referencing_equals_walk_then_references(c in chaos_case()) {
+        run_referencing_case(&c)?;
+    }
 }

@@ -162,14 +162,10 @@ pub fn reference(
     let abs = if dat {
         let f = vm.facilities();
         let edat1 = vcpu.cr[0] & cr0::EDAT != 0 && f.has(Facilities::EDAT1);
-        let ctx = WalkContext {
-            asce,
-            edat1,
-            edat2: edat1 && f.has(Facilities::EDAT2),
-            iep: vcpu.cr[0] & cr0::IEP != 0 && f.has(Facilities::IEP),
-            mode,
-            prefix: (vcpu.prefix & 0x7FFF_E000) as u64,
-        };
+        let ctx = WalkContext::new(asce, mode)
+            .with_edat(edat1, edat1 && f.has(Facilities::EDAT2))
+            .with_iep(vcpu.cr[0] & cr0::IEP != 0 && f.has(Facilities::IEP))
+            .with_prefix((vcpu.prefix & 0x7FFF_E000) as u64);
         let out = walk(vm.storage(), ga, &ctx);
         for e in out.trace.entries() {
             vm.storage().mark(e.address, StorageKey::REFERENCE);
@@ -305,14 +301,10 @@ fn restore_keys(vm: &Vm, to: &[(u64, u8)], now: &[(u64, u8)]) {
 fn direct_context(vm: &Vm, vcpu: &Vcpu, q: &Query) -> WalkContext {
     let f = vm.facilities();
     let edat1 = vcpu.cr[0] & cr0::EDAT != 0 && f.has(Facilities::EDAT1);
-    WalkContext {
-        asce: Asce(vcpu.cr[1]),
-        edat1,
-        edat2: edat1 && f.has(Facilities::EDAT2),
-        iep: vcpu.cr[0] & cr0::IEP != 0 && f.has(Facilities::IEP),
-        mode: q.mode,
-        prefix: (vcpu.prefix & 0x7FFF_E000) as u64,
-    }
+    WalkContext::new(Asce(vcpu.cr[1]), q.mode)
+        .with_edat(edat1, edat1 && f.has(Facilities::EDAT2))
+        .with_iep(vcpu.cr[0] & cr0::IEP != 0 && f.has(Facilities::IEP))
+        .with_prefix((vcpu.prefix & 0x7FFF_E000) as u64)
 }
 
 /// The uncached walk for a direct cache query, setting R on what it read.

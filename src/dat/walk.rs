@@ -14,20 +14,111 @@ use crate::keys::StorageKey;
 use crate::storage::{GuestStorage, TABLE_MARK};
 
 /// Everything the walk needs besides storage and the address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// The facility bits and the prefix live in one control word, built once per access:
+/// the walk tests its bits, and the translation cache ([`crate::tlb`]) keys its entries
+/// on it as it is. The prefix is held as the kernel holds it (`kvm_s390_get_prefix`:
+/// 31 bits, 8 KiB aligned), which prefixing (§5.7) relies on.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct WalkContext {
     /// The ASCE selected for the access (§5.2).
     pub asce: Asce,
-    /// EDAT-1 applies: CR0 bit 40 and facility 8.
-    pub edat1: bool,
-    /// EDAT-2 applies: EDAT-1 and facility 78.
-    pub edat2: bool,
-    /// IEP applies: CR0 bit 43 and facility 130.
-    pub iep: bool,
     /// The access mode.
     pub mode: AccessMode,
-    /// The effective prefix, for 4 KiB frames and real-space ASCEs (§5.7).
-    pub prefix: u64,
+    /// The effective prefix, with [`Self::EDAT1`], [`Self::EDAT2`], [`Self::IEP`] and
+    /// [`Self::ONE`] in the bits below it.
+    control: u64,
+}
+
+impl WalkContext {
+    /// Control-word bit, always set: a control word is never 0 (the value the
+    /// translation cache's empty entries hold).
+    pub(crate) const ONE: u64 = 1;
+    /// Control-word bit: EDAT-1 applies (CR0 bit 40 and facility 8).
+    pub(crate) const EDAT1: u64 = 2;
+    /// Control-word bit: EDAT-2 applies (EDAT-1 and facility 78).
+    pub(crate) const EDAT2: u64 = 4;
+    /// Control-word bit: IEP applies (CR0 bit 43 and facility 130).
+    pub(crate) const IEP: u64 = 8;
+    /// The prefix bits that take effect (§4, as `Vcpu::effective_prefix`).
+    pub(crate) const PREFIX: u64 = crate::vcpu::PREFIX_MASK as u64;
+
+    /// A context for `asce` and `mode` with no EDAT, no IEP and prefix 0.
+    pub const fn new(asce: Asce, mode: AccessMode) -> Self {
+        Self {
+            asce,
+            mode,
+            control: Self::ONE,
+        }
+    }
+    /// With EDAT-1 and EDAT-2 as given.
+    #[must_use]
+    pub const fn with_edat(self, edat1: bool, edat2: bool) -> Self {
+        let c = self.control & !(Self::EDAT1 | Self::EDAT2);
+        Self {
+            control: c | (edat1 as u64 * Self::EDAT1) | (edat2 as u64 * Self::EDAT2),
+            ..self
+        }
+    }
+    /// With IEP as given.
+    #[must_use]
+    pub const fn with_iep(self, iep: bool) -> Self {
+        Self {
+            control: (self.control & !Self::IEP) | (iep as u64 * Self::IEP),
+            ..self
+        }
+    }
+    /// With the prefix register `prefix`; only its effective bits are kept.
+    #[must_use]
+    pub const fn with_prefix(self, prefix: u64) -> Self {
+        Self {
+            control: (self.control & !Self::PREFIX) | (prefix & Self::PREFIX),
+            ..self
+        }
+    }
+    /// With another access mode.
+    #[must_use]
+    pub const fn with_mode(self, mode: AccessMode) -> Self {
+        Self { mode, ..self }
+    }
+    /// Whether EDAT-1 applies.
+    #[inline(always)]
+    pub const fn edat1(&self) -> bool {
+        self.control & Self::EDAT1 != 0
+    }
+    /// Whether EDAT-2 applies.
+    #[inline(always)]
+    pub const fn edat2(&self) -> bool {
+        self.control & Self::EDAT2 != 0
+    }
+    /// Whether IEP applies.
+    #[inline(always)]
+    pub const fn iep(&self) -> bool {
+        self.control & Self::IEP != 0
+    }
+    /// The effective prefix (8 KiB aligned, below 2 GiB).
+    #[inline(always)]
+    pub const fn prefix(&self) -> u64 {
+        self.control & Self::PREFIX
+    }
+    /// The control word: prefix and facility bits, never 0.
+    #[inline(always)]
+    pub(crate) const fn control(&self) -> u64 {
+        self.control
+    }
+}
+
+impl core::fmt::Debug for WalkContext {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WalkContext")
+            .field("asce", &self.asce)
+            .field("mode", &self.mode)
+            .field("edat1", &self.edat1())
+            .field("edat2", &self.edat2())
+            .field("iep", &self.iep())
+            .field("prefix", &format_args!("{:#x}", self.prefix()))
+            .finish()
+    }
 }
 
 /// The size of the frame an address translated through.
@@ -140,13 +231,13 @@ pub struct WalkOutcome {
     pub trace: Trace,
 }
 
-/// Prefixing (§5.7) on a 64-bit real address.
-#[inline]
-pub const fn real_to_absolute(r: u64, prefix: u64) -> u64 {
-    if r < 0x2000 {
-        r + prefix
-    } else if r >= prefix && r < prefix + 0x2000 {
-        r - prefix
+/// Prefixing (§5.7) with an effective prefix (8 KiB aligned): the two 8 KiB blocks at 0
+/// and at the prefix trade places, which for an aligned prefix is an exclusive or.
+#[inline(always)]
+pub(crate) const fn prefixed(r: u64, prefix: u64) -> u64 {
+    let block = r >> 13;
+    if block == 0 || block == prefix >> 13 {
+        r ^ prefix
     } else {
         r
     }
@@ -178,29 +269,73 @@ fn check_asce<const DT: usize>(asce: Asce, v: u64) -> Result<u32, Pgm> {
     Ok(shift)
 }
 
-/// How the walk fetches a table entry: with a trace (the pure [`walk`]) or setting
-/// bits in the entry's frame key as it reads (the translation's side effect, §10.3).
+/// How a walk that does not translate ends.
+enum Stop<R> {
+    /// A program interruption: the walk's result.
+    Exception(DatException),
+    /// The entry source could not answer here (see [`IfMarked`]): nothing was
+    /// changed, and the general walk is to be run instead.
+    Retry(R),
+}
+
+impl<R> From<DatException> for Stop<R> {
+    #[inline(always)]
+    fn from(e: DatException) -> Self {
+        Self::Exception(e)
+    }
+}
+
+impl<R> From<Pgm> for Stop<R> {
+    #[inline(always)]
+    fn from(code: Pgm) -> Self {
+        Self::Exception(DatException::new(code))
+    }
+}
+
+/// How the walk reads storage: table entries (with a trace, setting bits in the entry
+/// frame's key as it reads, the translation's side effect, §10.3, or only where that
+/// side effect is already done), and whether a frame is in memory.
 trait EntrySource {
-    /// The entry at absolute `addr` for `level`, or `None` if it is outside memory.
-    fn fetch(&mut self, storage: &GuestStorage, level: TableLevel, addr: u64) -> Option<u64>;
+    /// What [`Stop::Retry`] carries: `Infallible` for the sources that always answer.
+    type Retry;
+    /// The entry at absolute `addr` for `level`; outside memory that is PGM 5 (§11
+    /// item 1).
+    fn fetch(
+        &mut self,
+        storage: &GuestStorage,
+        level: TableLevel,
+        addr: u64,
+    ) -> Result<u64, Stop<Self::Retry>>;
+    /// Whether the frame at absolute `abs` is in memory.
+    fn in_memory(&self, storage: &GuestStorage, abs: u64) -> Result<bool, Self::Retry>;
 }
 
 /// Records every entry read, and the one that could not be read.
 struct Tracing<'t>(&'t mut Trace);
 
 impl EntrySource for Tracing<'_> {
+    type Retry = core::convert::Infallible;
     #[inline(always)]
-    fn fetch(&mut self, storage: &GuestStorage, level: TableLevel, addr: u64) -> Option<u64> {
+    fn fetch(
+        &mut self,
+        storage: &GuestStorage,
+        level: TableLevel,
+        addr: u64,
+    ) -> Result<u64, Stop<Self::Retry>> {
         match storage.read_u64(AbsoluteAddress(addr)) {
             Ok(e) => {
                 self.0.push(level, AbsoluteAddress(addr), e);
-                Some(e)
+                Ok(e)
             }
             Err(_) => {
                 self.0.unreadable = Some((level, AbsoluteAddress(addr)));
-                None
+                Err(Pgm::ADDRESSING.into())
             }
         }
+    }
+    #[inline(always)]
+    fn in_memory(&self, storage: &GuestStorage, abs: u64) -> Result<bool, Self::Retry> {
+        Ok(storage.in_memory(AbsoluteAddress(abs)))
     }
 }
 
@@ -208,9 +343,51 @@ impl EntrySource for Tracing<'_> {
 struct Referencing(u8);
 
 impl EntrySource for Referencing {
+    type Retry = core::convert::Infallible;
     #[inline(always)]
-    fn fetch(&mut self, storage: &GuestStorage, _level: TableLevel, addr: u64) -> Option<u64> {
-        storage.read_table_entry(addr, self.0)
+    fn fetch(
+        &mut self,
+        storage: &GuestStorage,
+        _level: TableLevel,
+        addr: u64,
+    ) -> Result<u64, Stop<Self::Retry>> {
+        storage
+            .read_table_entry(addr, self.0)
+            .ok_or(Pgm::ADDRESSING.into())
+    }
+    #[inline(always)]
+    fn in_memory(&self, storage: &GuestStorage, abs: u64) -> Result<bool, Self::Retry> {
+        Ok(storage.in_memory(AbsoluteAddress(abs)))
+    }
+}
+
+/// [`Referencing`] for the common case only: entries in the first memslot whose frame
+/// already has `bits`, frames in the first memslot. Anything else is
+/// [`Stop::Retry`]. It changes nothing and calls nothing, so the walk built on it
+/// needs no saved registers; since setting bits already set changes nothing, its
+/// result is the general walk's.
+struct IfMarked(u8);
+
+impl EntrySource for IfMarked {
+    type Retry = ();
+    #[inline(always)]
+    fn fetch(
+        &mut self,
+        storage: &GuestStorage,
+        _level: TableLevel,
+        addr: u64,
+    ) -> Result<u64, Stop<()>> {
+        storage
+            .read_table_entry_if_marked(addr, self.0)
+            .ok_or(Stop::Retry(()))
+    }
+    #[inline(always)]
+    fn in_memory(&self, storage: &GuestStorage, abs: u64) -> Result<bool, ()> {
+        if storage.in_first_slot(abs) {
+            Ok(true)
+        } else {
+            Err(())
+        }
     }
 }
 
@@ -222,8 +399,20 @@ impl EntrySource for Referencing {
 /// Pure: reference bits are not set; the trace says which entries to set them on.
 pub fn walk(storage: &GuestStorage, v: u64, ctx: &WalkContext) -> WalkOutcome {
     let mut trace = Trace::default();
-    let result = walk_inner(storage, v, ctx, &mut Tracing(&mut trace));
+    let result = always_answers(walk_inner(storage, v, ctx, &mut Tracing(&mut trace)));
     WalkOutcome { result, trace }
+}
+
+/// The result of a walk whose source always answers.
+#[inline(always)]
+fn always_answers(
+    r: Result<Translation, Stop<core::convert::Infallible>>,
+) -> Result<Translation, DatException> {
+    match r {
+        Ok(t) => Ok(t),
+        Err(Stop::Exception(e)) => Err(e),
+        Err(Stop::Retry(never)) => match never {},
+    }
 }
 
 /// The walk with its one side effect and no trace: R is set on the frame of every
@@ -235,7 +424,7 @@ pub fn walk_referencing(
     v: u64,
     ctx: &WalkContext,
 ) -> Result<Translation, DatException> {
-    walk_inner(storage, v, ctx, &mut Referencing(StorageKey::REFERENCE))
+    walk_setting(storage, v, ctx, StorageKey::REFERENCE)
 }
 
 /// [`walk_referencing`] that also sets the table marker (for the translation cache).
@@ -245,12 +434,35 @@ pub(crate) fn walk_marking(
     v: u64,
     ctx: &WalkContext,
 ) -> Result<Translation, DatException> {
-    walk_inner(
-        storage,
-        v,
-        ctx,
-        &mut Referencing(StorageKey::REFERENCE | TABLE_MARK),
-    )
+    walk_setting(storage, v, ctx, StorageKey::REFERENCE | TABLE_MARK)
+}
+
+/// The walk setting `bits` on every entry's frame: first the call-free walk over
+/// frames that have them already (the common case: a walk repeated), and if that
+/// cannot answer, the general walk from the start.
+#[inline(always)]
+fn walk_setting(
+    storage: &GuestStorage,
+    v: u64,
+    ctx: &WalkContext,
+    bits: u8,
+) -> Result<Translation, DatException> {
+    match walk_inner(storage, v, ctx, &mut IfMarked(bits)) {
+        Ok(t) => Ok(t),
+        Err(Stop::Exception(e)) => Err(e),
+        Err(Stop::Retry(())) => walk_setting_general(storage, v, ctx, bits),
+    }
+}
+
+/// The general walk behind [`walk_setting`].
+#[inline(never)]
+fn walk_setting_general(
+    storage: &GuestStorage,
+    v: u64,
+    ctx: &WalkContext,
+    bits: u8,
+) -> Result<Translation, DatException> {
+    always_answers(walk_inner(storage, v, ctx, &mut Referencing(bits)))
 }
 
 /// An entry's DAT-protection bit, at the same position in every entry format (§8.2).
@@ -312,31 +524,34 @@ fn upper_region_entry(
 /// mask and compare); only an entry that differs goes through the checks one by one,
 /// in the kernel's order, to find its exception or its large frame.
 #[inline(always)]
-fn walk_inner(
+fn walk_inner<S: EntrySource>(
     storage: &GuestStorage,
     v: u64,
     ctx: &WalkContext,
-    source: &mut impl EntrySource,
-) -> Result<Translation, DatException> {
+    source: &mut S,
+) -> Result<Translation, Stop<S::Retry>> {
     let asce = ctx.asce;
 
     // Step A: a real-space ASCE translates v as a real address (§5.6).
     if asce.real_space() {
         return finish(
             storage,
+            source,
             ctx,
-            v,
-            real_to_absolute(v, ctx.prefix),
-            FrameSize::Size4K,
-            false,
-            false,
+            Translation {
+                address: AbsoluteAddress(prefixed(v, ctx.prefix())),
+                real: RealAddress(v),
+                frame: FrameSize::Size4K,
+                dat_protected: false,
+                iep_protected: false,
+            },
         );
     }
     match asce.dt() {
-        DesignationType::RegionFirst => walk_from::<3>(storage, v, ctx, source),
-        DesignationType::RegionSecond => walk_from::<2>(storage, v, ctx, source),
-        DesignationType::RegionThird => walk_from::<1>(storage, v, ctx, source),
-        DesignationType::Segment => walk_from::<0>(storage, v, ctx, source),
+        DesignationType::RegionFirst => walk_from::<3, S>(storage, v, ctx, source),
+        DesignationType::RegionSecond => walk_from::<2, S>(storage, v, ctx, source),
+        DesignationType::RegionThird => walk_from::<1, S>(storage, v, ctx, source),
+        DesignationType::Segment => walk_from::<0, S>(storage, v, ctx, source),
     }
 }
 
@@ -344,14 +559,14 @@ fn walk_inner(
 /// region-first) down: one copy per type, so that the index positions and the chain
 /// of levels are constants.
 #[inline(always)]
-fn walk_from<const DT: usize>(
+fn walk_from<const DT: usize, S: EntrySource>(
     storage: &GuestStorage,
     v: u64,
     ctx: &WalkContext,
-    source: &mut impl EntrySource,
-) -> Result<Translation, DatException> {
+    source: &mut S,
+) -> Result<Translation, Stop<S::Retry>> {
     let asce = ctx.asce;
-    let shift = check_asce::<DT>(asce, v).map_err(DatException::new)?;
+    let shift = check_asce::<DT>(asce, v)?;
     let mut addr = asce.origin().wrapping_add(((v >> shift) & 0x7FF) * 8);
     // The region entries' P bits count only with EDAT-1 (§11 item 5): gathered here.
     let mut region_bits = 0u64;
@@ -359,10 +574,7 @@ fn walk_from<const DT: usize>(
     // memory is PGM 5.
     macro_rules! fetch {
         ($level:expr) => {
-            match source.fetch(storage, $level, addr) {
-                Some(e) => e,
-                None => return Err(DatException::new(Pgm::ADDRESSING)),
-            }
+            source.fetch(storage, $level, addr)?
         };
     }
     if DT == 3 {
@@ -398,61 +610,67 @@ fn walk_from<const DT: usize>(
         if e & REGION_THIRD_CHECKED != (1 << RegionTableEntry::TT_SHIFT) | RegionTableEntry::TL {
             let rtte = RegionTableEntry(e);
             if rtte.invalid() {
-                return Err(DatException::new(Pgm::REGION_THIRD_TRANSLATION));
+                return Err(Pgm::REGION_THIRD_TRANSLATION.into());
             }
             if rtte.tt() != 1 {
-                return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+                return Err(Pgm::TRANSLATION_SPECIFICATION.into());
             }
-            if e & RegionTableEntry::CR != 0 && asce.private() && ctx.edat2 {
-                return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+            if e & RegionTableEntry::CR != 0 && asce.private() && ctx.edat2() {
+                return Err(Pgm::TRANSLATION_SPECIFICATION.into());
             }
-            if rtte.fc() && ctx.edat2 {
+            if rtte.fc() && ctx.edat2() {
                 // The frame's own P counts always, the upper entries' with EDAT-1.
-                let dat_prot = (ctx.edat1 && region_bits & P != 0) || e & P != 0;
+                let dat_prot = (ctx.edat1() && region_bits & P != 0) || e & P != 0;
                 let r = (e & RegionTableEntry::RFAA) | (v & 0x7FFF_FFFF);
                 return finish(
                     storage,
+                    source,
                     ctx,
-                    r,
-                    r,
-                    FrameSize::Size2G,
-                    dat_prot,
-                    e & IEP != 0,
+                    Translation {
+                        address: AbsoluteAddress(r),
+                        real: RealAddress(r),
+                        frame: FrameSize::Size2G,
+                        dat_protected: dat_prot,
+                        iep_protected: e & IEP != 0,
+                    },
                 );
             }
             // §11 item 4: FC without EDAT-2 is read as FC=0.
             let sx01 = TableLevel::Segment.index_top2(v);
             if sx01 < rtte.tf() || sx01 > rtte.tl() {
-                return Err(DatException::new(Pgm::SEGMENT_TRANSLATION));
+                return Err(Pgm::SEGMENT_TRANSLATION.into());
             }
         }
         region_bits |= e;
         addr = (e & RegionTableEntry::ORIGIN).wrapping_add(TableLevel::Segment.index(v) * 8);
     }
-    let region_prot = ctx.edat1 && region_bits & P != 0;
+    let region_prot = ctx.edat1() && region_bits & P != 0;
     let ste = fetch!(TableLevel::Segment);
     if ste & SEGMENT_CHECKED != 0 {
         let entry = SegmentTableEntry(ste);
         if entry.invalid() {
-            return Err(DatException::new(Pgm::SEGMENT_TRANSLATION));
+            return Err(Pgm::SEGMENT_TRANSLATION.into());
         }
         if entry.tt() != 0 {
-            return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+            return Err(Pgm::TRANSLATION_SPECIFICATION.into());
         }
         if ste & SegmentTableEntry::CS != 0 && asce.private() {
-            return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+            return Err(Pgm::TRANSLATION_SPECIFICATION.into());
         }
-        if entry.fc() && ctx.edat1 {
+        if entry.fc() && ctx.edat1() {
             let dat_prot = region_prot || ste & P != 0;
             let r = (ste & SegmentTableEntry::SFAA) | (v & 0xF_FFFF);
             return finish(
                 storage,
+                source,
                 ctx,
-                r,
-                r,
-                FrameSize::Size1M,
-                dat_prot,
-                ste & IEP != 0,
+                Translation {
+                    address: AbsoluteAddress(r),
+                    real: RealAddress(r),
+                    frame: FrameSize::Size1M,
+                    dat_protected: dat_prot,
+                    iep_protected: ste & IEP != 0,
+                },
             );
         }
     }
@@ -460,46 +678,44 @@ fn walk_from<const DT: usize>(
     let pte = fetch!(TableLevel::Page);
     if pte & PAGE_CHECKED != 0 {
         if PageTableEntry(pte).invalid() {
-            return Err(DatException::new(Pgm::PAGE_TRANSLATION));
+            return Err(Pgm::PAGE_TRANSLATION.into());
         }
-        return Err(DatException::new(Pgm::TRANSLATION_SPECIFICATION));
+        return Err(Pgm::TRANSLATION_SPECIFICATION.into());
     }
     let dat_prot = region_prot || (ste | pte) & P != 0;
     let r = (pte & PageTableEntry::PFRA) | (v & 0xFFF);
-    let a = real_to_absolute(r, ctx.prefix);
+    let a = prefixed(r, ctx.prefix());
     finish(
         storage,
+        source,
         ctx,
-        r,
-        a,
-        FrameSize::Size4K,
-        dat_prot,
-        pte & IEP != 0,
+        Translation {
+            address: AbsoluteAddress(a),
+            real: RealAddress(r),
+            frame: FrameSize::Size4K,
+            dat_protected: dat_prot,
+            iep_protected: pte & IEP != 0,
+        },
     )
 }
 
-/// The ABSOLUTE step of §5.6: DAT protection before addressing of the frame.
+/// The ABSOLUTE step of §5.6 for the translation `t` the walk arrived at: DAT
+/// protection before addressing of the frame.
 #[inline(always)]
-fn finish(
+fn finish<S: EntrySource>(
     storage: &GuestStorage,
+    source: &S,
     ctx: &WalkContext,
-    real: u64,
-    abs: u64,
-    frame: FrameSize,
-    dat_protected: bool,
-    iep_protected: bool,
-) -> Result<Translation, DatException> {
-    protection_checks(ctx, dat_protected, iep_protected)?;
-    if !storage.in_memory(AbsoluteAddress(abs)) {
-        return Err(DatException::new(Pgm::ADDRESSING));
+    t: Translation,
+) -> Result<Translation, Stop<S::Retry>> {
+    protection_checks(ctx, t.dat_protected, t.iep_protected)?;
+    if !source
+        .in_memory(storage, t.address.0)
+        .map_err(Stop::Retry)?
+    {
+        return Err(Pgm::ADDRESSING.into());
     }
-    Ok(Translation {
-        address: AbsoluteAddress(abs),
-        real: RealAddress(real),
-        frame,
-        dat_protected,
-        iep_protected,
-    })
+    Ok(t)
 }
 
 /// Steps 1 and 2 of ABSOLUTE (§5.6): DAT protection for a store, IEP for an
@@ -517,11 +733,62 @@ pub(crate) fn protection_checks(
             prot: ProtectionType::Dat,
         });
     }
-    if ctx.mode == AccessMode::InstructionFetch && iep_protected && ctx.iep {
+    if ctx.mode == AccessMode::InstructionFetch && iep_protected && ctx.iep() {
         return Err(DatException {
             code: Pgm::PROTECTION,
             prot: ProtectionType::InstructionExecution,
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_keeps_what_the_kernel_keeps() {
+        let asce = Asce(0x1_0000 | 3 << 2 | 3);
+        let c = WalkContext::new(asce, AccessMode::Store);
+        assert!(!c.edat1() && !c.edat2() && !c.iep());
+        assert_eq!(c.prefix(), 0);
+        // kvm_s390_get_prefix: 31 bits, 8 KiB aligned; the rest of the register is
+        // ignored (§4).
+        let c = c.with_prefix(0xFFFF_FFFF_FFFF_FFFF);
+        assert_eq!(c.prefix(), 0x7FFF_E000);
+        let c = c.with_edat(true, false).with_iep(true);
+        assert!(c.edat1() && !c.edat2() && c.iep());
+        let c = c
+            .with_edat(false, true)
+            .with_iep(false)
+            .with_prefix(0x1_2345);
+        assert!(!c.edat1() && c.edat2() && !c.iep());
+        assert_eq!(c.prefix(), 0x1_2000);
+        assert_eq!(c.with_mode(AccessMode::Fetch).mode, AccessMode::Fetch);
+        // The control word is never 0 and tells every field apart.
+        assert_ne!(WalkContext::new(asce, AccessMode::Fetch).control(), 0);
+        assert_ne!(c.control(), c.with_edat(true, true).control());
+        let text = format!("{c:?}");
+        assert!(
+            text.contains("edat2: true") && text.contains("prefix: 0x12000"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn prefixing_swaps_the_two_blocks() {
+        // §5.7, for every kind of real address and an aligned prefix.
+        for p in [0, 0x2000, 0x1_2000, 0x7FFF_E000] {
+            for r in [0, 0x1FFF, 0x2000, p, p + 0x1FFF, p + 0x2000, u64::MAX] {
+                let want = if r < 0x2000 {
+                    r + p
+                } else if r >= p && r < p + 0x2000 {
+                    r - p
+                } else {
+                    r
+                };
+                assert_eq!(prefixed(r, p), want, "r {r:#x} prefix {p:#x}");
+            }
+        }
+    }
 }

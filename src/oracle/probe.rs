@@ -245,16 +245,16 @@ pub fn probe(
             );
         }
         let gpa = if vcpu.psw.dat() {
-            let mut ctx = walk_context(vm, vcpu, asce, mode);
-            ctx.edat1 &= rules.edat1;
-            ctx.edat2 &= rules.edat2 && ctx.edat1;
+            let ctx = walk_context(vm, vcpu, asce, mode);
+            let edat1 = ctx.edat1() && rules.edat1;
+            let ctx = ctx.with_edat(edat1, ctx.edat2() && rules.edat2 && edat1);
             let out = walk::walk(vm.storage(), eff, &ctx);
             for e in out.trace.entries() {
                 note(&mut tables, &mut n_tables, e.address.0);
             }
             let region_p = rules.region_p_always
                 && store
-                && !ctx.edat1
+                && !ctx.edat1()
                 && out.trace.entries().iter().any(|e| {
                     matches!(
                         e.level,
