@@ -125,14 +125,23 @@ impl Key {
     }
 }
 
-/// The `Translation` entry `e` gives for effective address `v`.
+/// The `Translation` entry `e` gives for effective address `v`. The real address is
+/// not stored: a large frame's is its absolute address, and a 4 KiB frame's is its
+/// absolute address prefixed again (prefixing swaps two blocks, so it undoes itself),
+/// with the prefix of the entry's control word.
 #[inline(always)]
 fn translation_of(e: &Snapshot, v: u64) -> Translation {
     let off = v & 0xFFF;
+    let page = e.abs & !0xFFF;
+    let frame = frame_of(e.abs);
+    let real = match frame {
+        FrameSize::Size4K => walk::prefixed(page, e.ctl & WalkContext::PREFIX),
+        FrameSize::Size1M | FrameSize::Size2G => page,
+    };
     Translation {
-        address: AbsoluteAddress((e.abs & !0xFFF) | off),
-        real: RealAddress(e.real | off),
-        frame: frame_of(e.abs),
+        address: AbsoluteAddress(page | off),
+        real: RealAddress(real | off),
+        frame,
         dat_protected: e.abs & DAT_PROT != 0,
         iep_protected: e.abs & IEP_PROT != 0,
     }
@@ -296,7 +305,6 @@ impl TranslationCache {
                     | if t.dat_protected { DAT_PROT } else { 0 }
                     | if t.iep_protected { IEP_PROT } else { 0 }
                     | deny,
-                real: t.real.0 & !0xFFF,
             });
         }
         r
@@ -391,5 +399,50 @@ mod tests {
         s.set_key(AbsoluteAddress(0x80_0000), StorageKey(0x50))
             .unwrap();
         assert_eq!(s.generation(), g);
+    }
+
+    /// A hit rebuilds the real address from the absolute one and the entry's prefix
+    /// (§5.7): the whole `Translation` equals the walk's for frames in the low block,
+    /// in the prefix block and elsewhere, and for large frames.
+    #[test]
+    fn hit_rebuilds_the_real_address() {
+        let s = GuestStorage::new(&[(0, 16 << 20)]).unwrap();
+        let mut b = SpaceBuilder::new(&s, DesignationType::RegionFirst, 0x10_0000, 3, 0).unwrap();
+        for (virt, frame) in [
+            (0x40_0000, 0),
+            (0x40_1000, 0x2_0000),
+            (0x40_2000, 0x80_0000),
+        ] {
+            b.map(virt, frame, 0x1000, FrameSize::Size4K, LeafFlags::default())
+                .unwrap();
+        }
+        b.map(
+            0x60_0000,
+            0x20_0000,
+            1 << 20,
+            FrameSize::Size1M,
+            LeafFlags::default(),
+        )
+        .unwrap();
+        let asce = b.asce();
+        drop(b);
+        let c = TranslationCache::new();
+        for prefix in [0, 0x2_0000] {
+            let cx = ctx(asce, AccessMode::Fetch).with_prefix(prefix);
+            for v in [0x40_0123, 0x40_1123, 0x40_2123, 0x60_0123] {
+                let want = walk::walk(&s, v, &cx).result;
+                assert_eq!(
+                    c.translate(&s, v, &cx),
+                    want,
+                    "miss {v:#x} prefix {prefix:#x}"
+                );
+                assert!(c.contains(&s, v, &cx));
+                assert_eq!(
+                    c.translate(&s, v, &cx),
+                    want,
+                    "hit {v:#x} prefix {prefix:#x}"
+                );
+            }
+        }
     }
 }

@@ -33,8 +33,6 @@ pub(crate) struct Entry {
     generation: AtomicU64,
     /// The absolute page address and, below it, the result's flags ([`crate::tlb`]).
     abs: AtomicU64,
-    /// The real page address.
-    real: AtomicU64,
 }
 
 /// A consistent copy of an entry's fields.
@@ -45,7 +43,6 @@ pub(crate) struct Snapshot {
     pub(crate) ctl: u64,
     pub(crate) generation: u64,
     pub(crate) abs: u64,
-    pub(crate) real: u64,
 }
 
 impl Entry {
@@ -60,7 +57,6 @@ impl Entry {
             ctl: self.ctl.load(r),
             generation: self.generation.load(r),
             abs: self.abs.load(r),
-            real: self.real.load(r),
         };
         fence(Ordering::Acquire);
         (s1 & 1 == 0 && self.seq.load(r) == s1).then_some(snap)
@@ -84,7 +80,6 @@ impl Entry {
         self.ctl.store(v.ctl, r);
         self.generation.store(v.generation, r);
         self.abs.store(v.abs, r);
-        self.real.store(v.real, r);
         self.seq.store(s.wrapping_add(2), Ordering::Release);
     }
 }
