@@ -39,19 +39,20 @@ use crate::storage::GuestStorage;
 pub use crate::vcpu::cache::{ENTRIES, TranslationCache};
 use crate::vcpu::cache::{Entry, Snapshot, VALID};
 
-/// `Entry::abs` bits below the page address.
-const FRAME_MASK: u64 = 3;
-const DAT_PROT: u64 = 4;
-const IEP_PROT: u64 = 8;
-/// The access modes `protection_checks` refuses with these bits and this context,
-/// one bit per mode ([`mode_bit`]): worked out once when the entry is filled, so a
-/// hit tests one bit instead of re-running the checks.
-const DENY_SHIFT: u32 = 4;
+/// `Entry::abs` bits below the page address. Bits 0-2: the access modes
+/// `protection_checks` refuses with these bits and this context, one bit per mode
+/// ([`mode_bit`]), worked out once when the entry is filled, so that a hit tests one
+/// bit (the mode's number) instead of re-running the checks. Then the frame code and
+/// the two protection bits.
+const FRAME_SHIFT: u32 = 3;
+const FRAME_MASK: u64 = 3 << FRAME_SHIFT;
+const DAT_PROT: u64 = 1 << 5;
+const IEP_PROT: u64 = 1 << 6;
 
 /// The `Entry::abs` deny bit of an access mode.
 #[inline(always)]
 const fn mode_bit(mode: AccessMode) -> u64 {
-    1 << (DENY_SHIFT + mode as u32)
+    1 << mode as u32
 }
 
 // An entry's `ctl` is the walk context's control word (prefix, EDAT-1, EDAT-2, IEP:
@@ -67,12 +68,20 @@ fn index(page: u64, asce: u64) -> usize {
     ((page ^ (page >> 8) ^ (asce >> 12)) as usize) & (ENTRIES - 1)
 }
 
+// The mode bits, the frame code and the flags are distinct bits below the page address.
+const _: () = assert!(
+    (IEP_PROT | DAT_PROT | FRAME_MASK) & 7 == 0
+        && IEP_PROT & (DAT_PROT | FRAME_MASK) == 0
+        && DAT_PROT & FRAME_MASK == 0
+        && IEP_PROT < 0x1000
+);
+
 const fn frame_code(f: FrameSize) -> u64 {
-    match f {
+    (match f {
         FrameSize::Size4K => 0,
         FrameSize::Size1M => 1,
         FrameSize::Size2G => 2,
-    }
+    }) << FRAME_SHIFT
 }
 
 /// Frame size by code (a table lookup, cheaper than a match on the hit path).
@@ -85,7 +94,7 @@ const FRAMES: [FrameSize; 4] = [
 
 #[inline(always)]
 fn frame_of(code: u64) -> FrameSize {
-    FRAMES[(code & FRAME_MASK) as usize]
+    FRAMES[((code & FRAME_MASK) >> FRAME_SHIFT) as usize]
 }
 
 /// An entry's key: the walk's whole input and the generation, loaded before any

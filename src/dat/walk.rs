@@ -152,18 +152,22 @@ impl FrameSize {
 }
 
 /// A successful walk.
+// The small fields first (`repr(C)`): a `Result` keeps its tag in `frame`, and a
+// `DatException` then shares the bytes after it, not the addresses, so that a walk's
+// ending paths merge without splitting an address into pieces (fewer instructions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct Translation {
-    /// The absolute address of the byte.
-    pub address: AbsoluteAddress,
-    /// The real address before prefixing (equal to `address` for large frames).
-    pub real: RealAddress,
     /// The frame size.
     pub frame: FrameSize,
     /// The accumulated DAT-protection bit (§8.2).
     pub dat_protected: bool,
     /// The leaf's IEP bit (§8.5).
     pub iep_protected: bool,
+    /// The absolute address of the byte.
+    pub address: AbsoluteAddress,
+    /// The real address before prefixing (equal to `address` for large frames).
+    pub real: RealAddress,
 }
 
 /// A walk that ended in a program interruption.
