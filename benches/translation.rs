@@ -3,7 +3,7 @@
 //! reference bits, key check) over {region-first, region-second, region-third,
 //! segment} x {4K, 1M, 2G where the type allows} x {cache hit, cache miss, cache off}
 //! x {no key, key check, fetch-protected}; the walk alone (`dat::walk::walk`, pure, with
-//! its trace), the walk as a miss runs it (`dat::walk::walk_referencing`: reference
+//! its trace), the walk as the cache-off path runs it (`dat::walk::walk_referencing`: reference
 //! bits, no trace, context given) and one fragment (`translate_fragment`: context, then
 //! the walk + reference bits, or the cache); and the exception paths.
 //!
@@ -93,7 +93,7 @@ fn walk_and_fragment(c: &mut Criterion) {
             c.bench_function(&format!("walk/{dt_name}/{}", frame.name()), |b| {
                 b.iter(|| walk::walk(g.vm.storage(), black_box(g.base + OFFSET), &ctx))
             });
-            // The walk as an access runs it on a miss: context given, R set, no trace.
+            // The walk as the cache-off path runs it: context given, R set, no trace.
             c.bench_function(
                 &format!("walk-referencing/{dt_name}/{}", frame.name()),
                 |b| {

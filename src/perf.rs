@@ -173,12 +173,12 @@ const OPS: [(&str, &str, Option<f64>); 12] = [
     ),
     (
         "walk-region-first-engine",
-        "walk::walk_referencing, context given (a miss): region-first, 5 table reads, R set",
+        "walk::walk_referencing, context given (cache off): region-first, 5 table reads, R set",
         Some(10.0),
     ),
     (
         "walk-segment-engine",
-        "walk::walk_referencing, context given (a miss): segment table, 2 table reads, R set",
+        "walk::walk_referencing, context given (cache off): segment table, 2 table reads, R set",
         Some(5.0),
     ),
     (
