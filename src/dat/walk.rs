@@ -311,7 +311,10 @@ trait EntrySource {
         addr: u64,
     ) -> Result<u64, Stop<Self::Retry>>;
     /// Whether the frame at absolute `abs` is in memory.
-    fn in_memory(&self, storage: &GuestStorage, abs: u64) -> Result<bool, Self::Retry>;
+    #[inline(always)]
+    fn in_memory(&self, storage: &GuestStorage, abs: u64) -> Result<bool, Self::Retry> {
+        Ok(storage.in_memory(AbsoluteAddress(abs)))
+    }
 }
 
 /// Records every entry read, and the one that could not be read.
@@ -337,10 +340,6 @@ impl EntrySource for Tracing<'_> {
             }
         }
     }
-    #[inline(always)]
-    fn in_memory(&self, storage: &GuestStorage, abs: u64) -> Result<bool, Self::Retry> {
-        Ok(storage.in_memory(AbsoluteAddress(abs)))
-    }
 }
 
 /// Sets `bits` (R, and the translation cache's table marker) on each entry's frame.
@@ -359,17 +358,13 @@ impl EntrySource for Referencing {
             .read_table_entry(addr, self.0)
             .ok_or(Pgm::ADDRESSING.into())
     }
-    #[inline(always)]
-    fn in_memory(&self, storage: &GuestStorage, abs: u64) -> Result<bool, Self::Retry> {
-        Ok(storage.in_memory(AbsoluteAddress(abs)))
-    }
 }
 
 /// [`Referencing`] for the common case only: entries in the first memslot whose frame
 /// already has `bits`, frames in the first memslot. Anything else is
-/// [`Stop::Retry`]. It changes nothing and calls nothing, so the walk built on it
-/// needs no saved registers; since setting bits already set changes nothing, its
-/// result is the general walk's.
+/// [`Stop::Retry`]. It changes nothing and calls nothing (no atomic update, no
+/// slow-path call); since setting bits already set changes nothing, its result is
+/// the general walk's.
 struct IfMarked(u8);
 
 impl EntrySource for IfMarked {
