@@ -44,11 +44,13 @@ fn fresh_generation() -> u64 {
     NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Set `bits` in a key byte before reading the frame's table entry: the RMW and the
-/// fence order the marker before the read (see the module documentation).
+/// Set `bits` in the key byte of `addr` in `slot` before reading the frame's table
+/// entry: the RMW and the fence order the marker before the read (see the module
+/// documentation).
 #[cold]
-fn set_bits_ordered(cell: &AtomicU8, bits: u8) {
-    cell.fetch_or(bits, Ordering::SeqCst);
+fn set_bits_ordered(slot: &Memslot, addr: u64, bits: u8) {
+    slot.key_cell_for_write(addr)
+        .fetch_or(bits, Ordering::SeqCst);
     fence(Ordering::SeqCst);
 }
 
@@ -116,12 +118,21 @@ pub enum CompareExchange {
     Unequal([u8; 16]),
 }
 
+/// Frames per key page: one 4 KiB page of the key map holds the keys of this many
+/// frames (16 MiB of guest storage).
+const FRAMES_PER_KEY_PAGE: u64 = 4096;
+
 /// One memslot: a range of guest absolute storage and its storage keys.
 struct Memslot {
     start: u64,
     size: u64,
     data: MmapRaw,
     keys: MmapRaw,
+    /// One bit per key page, set before any key byte of that page is written and
+    /// never cleared: a key page whose bit is clear holds only zero keys. A reset
+    /// (`reset_keys`) visits only the pages with their bit set, so that enabling keys
+    /// on a 16 TiB guest does not read 4 GiB of key map.
+    touched: Box<[AtomicU64]>,
 }
 
 fn anonymous_map(len: u64, start: u64, size: u64) -> Result<MmapRaw, StorageError> {
@@ -152,6 +163,19 @@ impl Memslot {
         self.data
             .as_mut_ptr()
             .wrapping_add((addr - self.start) as usize)
+    }
+
+    /// The key cell of `addr` (in this slot) for a write that may make it non-zero:
+    /// records its key page in `touched` first.
+    fn key_cell_for_write(&self, addr: u64) -> &AtomicU8 {
+        let page = (addr - self.start) / PAGE_SIZE / FRAMES_PER_KEY_PAGE;
+        if let Some(word) = self.touched.get((page / 64) as usize) {
+            let bit = 1u64 << (page % 64);
+            if word.load(Ordering::Relaxed) & bit == 0 {
+                word.fetch_or(bit, Ordering::SeqCst);
+            }
+        }
+        self.key_cell(addr)
     }
 
     fn key_cell(&self, addr: u64) -> &AtomicU8 {
@@ -258,11 +282,15 @@ impl GuestStorage {
         let slots = sorted
             .into_iter()
             .map(|(start, size)| {
+                let key_pages = (size / PAGE_SIZE).div_ceil(FRAMES_PER_KEY_PAGE);
                 Ok(Memslot {
                     start,
                     size,
                     data: anonymous_map(size, start, size)?,
                     keys: anonymous_map(size / PAGE_SIZE, start, size)?,
+                    touched: (0..key_pages.div_ceil(64))
+                        .map(|_| AtomicU64::new(0))
+                        .collect(),
                 })
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
@@ -460,7 +488,9 @@ impl GuestStorage {
     /// Set the storage key of the frame holding `addr` (bit 7 is forced to 0).
     pub fn set_key(&self, addr: AbsoluteAddress, key: StorageKey) -> Result<(), NotInMemory> {
         let s = self.slot(addr.0).ok_or(NotInMemory(addr))?;
-        let old = s.key_cell(addr.0).swap(key.0 & KEY_BITS, Ordering::SeqCst);
+        let old = s
+            .key_cell_for_write(addr.0)
+            .swap(key.0 & KEY_BITS, Ordering::SeqCst);
         if old & TABLE_MARK != 0 {
             self.bump_generation();
         }
@@ -475,7 +505,7 @@ impl GuestStorage {
             let cell = s.key_cell(addr.0);
             // Skip the locked RMW when the bits are already there (the common case).
             if cell.load(Ordering::Relaxed) & bits != bits {
-                cell.fetch_or(
+                s.key_cell_for_write(addr.0).fetch_or(
                     bits & (StorageKey::REFERENCE | StorageKey::CHANGE),
                     Ordering::Relaxed,
                 );
@@ -491,9 +521,10 @@ impl GuestStorage {
     #[inline(always)]
     pub(crate) fn read_table_entry(&self, addr: u64, bits: u8) -> Option<u64> {
         if addr & 7 == 0 && self.fast.contains(addr) {
-            let cell = self.fast.key_cell(addr);
-            if cell.load(Ordering::Relaxed) & bits != bits {
-                set_bits_ordered(cell, bits);
+            if self.fast.key_cell(addr).load(Ordering::Relaxed) & bits != bits
+                && let Some(first) = self.slots.first()
+            {
+                set_bits_ordered(first, addr, bits);
             }
             // SAFETY: 8-byte aligned and in the first slot, whose size is a multiple of
             // 4096: all 8 bytes are inside its live map.
@@ -536,16 +567,15 @@ impl GuestStorage {
             self.read_u64(AbsoluteAddress(addr)).ok()?;
             for a in [addr, addr.wrapping_add(7)] {
                 if let Some(s) = self.slot(a) {
-                    s.key_cell(a).fetch_or(bits, Ordering::SeqCst);
+                    s.key_cell_for_write(a).fetch_or(bits, Ordering::SeqCst);
                 }
             }
             fence(Ordering::SeqCst);
             return self.read_u64(AbsoluteAddress(addr)).ok();
         }
         let s = self.slot(addr)?;
-        let cell = s.key_cell(addr);
-        if cell.load(Ordering::Relaxed) & bits != bits {
-            set_bits_ordered(cell, bits);
+        if s.key_cell(addr).load(Ordering::Relaxed) & bits != bits {
+            set_bits_ordered(s, addr, bits);
         }
         // SAFETY: `addr` is 8-byte aligned and lies in the slot, whose size is a
         // multiple of 4096, so all 8 bytes are inside the slot's live map.
@@ -593,7 +623,8 @@ impl GuestStorage {
                 .map_err(|_| FrameAccessError::NotInMemory)?;
         }
         if cell.load(Ordering::Relaxed) & StorageKey::REFERENCE == 0 {
-            cell.fetch_or(StorageKey::REFERENCE, Ordering::Relaxed);
+            s.key_cell_for_write(a)
+                .fetch_or(StorageKey::REFERENCE, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -616,7 +647,7 @@ impl GuestStorage {
             let k = cell.load(Ordering::Relaxed);
             const RC: u8 = StorageKey::REFERENCE | StorageKey::CHANGE;
             if k & RC != RC {
-                cell.fetch_or(RC, Ordering::Relaxed);
+                s.key_cell_for_write(a).fetch_or(RC, Ordering::Relaxed);
             }
             if k & TABLE_MARK != 0 {
                 self.bump_generation();
@@ -637,7 +668,7 @@ impl GuestStorage {
         f: impl Fn(u8) -> u8,
     ) -> Result<StorageKey, NotInMemory> {
         let s = self.slot(addr.0).ok_or(NotInMemory(addr))?;
-        let cell = s.key_cell(addr.0);
+        let cell = s.key_cell_for_write(addr.0);
         let old = cell
             .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |k| {
                 Some(f(k & KEY_BITS) & KEY_BITS)
@@ -649,17 +680,34 @@ impl GuestStorage {
         Ok(StorageKey(old & KEY_BITS))
     }
 
+    /// The raw key byte of `addr`, table marker included (for tests).
+    #[cfg(test)]
+    fn key_cell_raw(&self, addr: u64) -> u8 {
+        self.slot(addr)
+            .map_or(0, |s| s.key_cell(addr).load(Ordering::Relaxed))
+    }
+
     /// Reset every frame's key to 0 (`dat_reset_skeys`).
     pub fn reset_keys(&self) {
         let mut marked = false;
         for s in &self.slots {
-            let frames = (s.size / PAGE_SIZE) as usize;
-            for i in 0..frames {
-                // SAFETY: `i` is below the number of key bytes mapped for this slot.
-                let cell = unsafe { AtomicU8::from_ptr(s.keys.as_mut_ptr().add(i)) };
-                // Touch only non-zero keys so untouched key pages stay uncommitted.
-                if cell.load(Ordering::Relaxed) != 0 {
-                    marked |= cell.swap(0, Ordering::SeqCst) & TABLE_MARK != 0;
+            let frames = s.size / PAGE_SIZE;
+            // Only key pages ever written can hold a non-zero key (`Memslot::touched`).
+            for (w, word) in s.touched.iter().enumerate() {
+                let mut pages = word.load(Ordering::SeqCst);
+                while pages != 0 {
+                    let page = w as u64 * 64 + u64::from(pages.trailing_zeros());
+                    pages &= pages - 1;
+                    let first = page * FRAMES_PER_KEY_PAGE;
+                    for i in first..frames.min(first + FRAMES_PER_KEY_PAGE) {
+                        // SAFETY: `i` is below the number of key bytes mapped for this
+                        // slot (one per frame).
+                        let cell =
+                            unsafe { AtomicU8::from_ptr(s.keys.as_mut_ptr().add(i as usize)) };
+                        if cell.load(Ordering::Relaxed) != 0 {
+                            marked |= cell.swap(0, Ordering::SeqCst) & TABLE_MARK != 0;
+                        }
+                    }
                 }
             }
         }
@@ -732,6 +780,74 @@ unsafe impl Sync for GuestStorage {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `dat_reset_skeys` (§10): after a reset every key is 0, whichever path wrote it,
+    /// in any key page of any slot (the reset visits only the key pages written since
+    /// the slot was made: each write path must record its page). A marked frame's reset
+    /// changes the generation.
+    #[test]
+    fn reset_clears_keys_written_by_every_path() {
+        const TIB: u64 = 1 << 40;
+        // A 64 GiB slot (1024 key pages) and one whose last key page is partial.
+        let layout = [(0, 64 << 30), (TIB, (20 << 20) + 0x3000)];
+        let frames = [
+            0x1000,
+            (16 << 20) + 0x5000,
+            (40 << 30) + 0x7000,
+            (64 << 30) - 0x1000,
+            TIB + (16 << 20) + 0x2000,
+            TIB + (20 << 20) + 0x2000,
+        ];
+        type Write = fn(&GuestStorage, u64);
+        let paths: [(&str, Write); 8] = [
+            ("set_key", |s, a| {
+                s.set_key(AbsoluteAddress(a), StorageKey(0x50)).unwrap()
+            }),
+            ("update_key", |s, a| {
+                s.update_key(AbsoluteAddress(a), |_| 0x36).unwrap();
+            }),
+            ("mark", |s, a| {
+                s.mark(AbsoluteAddress(a), StorageKey::REFERENCE)
+            }),
+            ("fetch_frame", |s, a| {
+                s.fetch_frame(AbsoluteAddress(a), &mut [0; 8], |_| true)
+                    .unwrap()
+            }),
+            ("store_frame", |s, a| {
+                s.store_frame(AbsoluteAddress(a), &[1; 8], |_| true)
+                    .unwrap()
+            }),
+            ("read_table_entry", |s, a| {
+                s.read_table_entry(a + 8, StorageKey::REFERENCE | TABLE_MARK)
+                    .unwrap();
+            }),
+            ("read_table_entry unaligned", |s, a| {
+                s.read_table_entry(a + 4, StorageKey::REFERENCE).unwrap();
+            }),
+            ("read_table_entry_if_marked after a mark", |s, a| {
+                s.mark(AbsoluteAddress(a), StorageKey::CHANGE);
+                let _ = s.read_table_entry_if_marked(a, StorageKey::CHANGE);
+            }),
+        ];
+        for (name, write) in paths {
+            let s = GuestStorage::new(&layout).unwrap();
+            for &a in &frames {
+                write(&s, a);
+                assert_ne!(s.key(AbsoluteAddress(a)).unwrap().0, 0, "{name} {a:#x}");
+            }
+            let g = s.generation();
+            s.reset_keys();
+            for &a in &frames {
+                assert_eq!(s.key(AbsoluteAddress(a)).unwrap().0, 0, "{name} {a:#x}");
+                assert_eq!(
+                    s.key_cell_raw(a),
+                    0,
+                    "{name} {a:#x}: the table marker is reset too"
+                );
+            }
+            assert_eq!(s.generation() != g, name == "read_table_entry", "{name}");
+        }
+    }
 
     #[test]
     fn rejects_bad_layouts() {
