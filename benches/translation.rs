@@ -4,8 +4,9 @@
 //! segment} x {4K, 1M, 2G where the type allows} x {cache hit, cache miss, cache off}
 //! x {no key, key check, fetch-protected}; the walk alone (`dat::walk::walk`, pure, with
 //! its trace), the walk as the cache-off path runs it (`dat::walk::walk_referencing`: reference
-//! bits, no trace, context given) and one fragment (`translate_fragment`: context, then
-//! the walk + reference bits, or the cache); and the exception paths.
+//! bits, no trace, context given), the cache's address-only hit (`hit-address/`), and one
+//! fragment (`translate_fragment`: context, then the walk + reference bits, or the
+//! cache); and the exception paths.
 //!
 //! The one-fragment and walk benchmarks hand criterion the absolute address, which is
 //! what a translation's consumer uses: handing it the whole `Result<Translation, _>`
@@ -92,6 +93,21 @@ fn walk_and_fragment(c: &mut Criterion) {
             let ctx = ctx_of(&g);
             c.bench_function(&format!("walk/{dt_name}/{}", frame.name()), |b| {
                 b.iter(|| walk::walk(g.vm.storage(), black_box(g.base + OFFSET), &ctx))
+            });
+            // A cache hit as an access's fragment loop asks it: context given, the
+            // absolute address only (`TranslationCache::translate_address`).
+            set_cache(&mut g.vcpu, true);
+            let _ = g
+                .vcpu
+                .tlb
+                .translate_address(g.vm.storage(), g.base + OFFSET, &ctx);
+            c.bench_function(&format!("hit-address/{dt_name}/{}", frame.name()), |b| {
+                b.iter(|| {
+                    g.vcpu
+                        .tlb
+                        .translate_address(g.vm.storage(), black_box(g.base + OFFSET), &ctx)
+                        .map_or(0, |a| a.0)
+                })
             });
             // The walk as the cache-off path runs it: context given, R set, no trace.
             c.bench_function(
