@@ -211,6 +211,17 @@ impl FastSlot {
     fn byte_ptr(&self, addr: u64) -> *mut u8 {
         self.data.wrapping_add(addr as usize)
     }
+    /// The big-endian doubleword at `addr`, which must be 8-byte aligned and in the
+    /// slot.
+    #[inline(always)]
+    fn table_entry(&self, addr: u64) -> u64 {
+        debug_assert!(addr & 7 == 0 && self.contains(addr));
+        // SAFETY: 8-byte aligned and in the slot, whose size is a multiple of 4096: all
+        // 8 bytes are inside its live map.
+        let raw = unsafe { self.byte_ptr(addr).cast::<u64>().read_unaligned() };
+        u64::from_be(raw)
+    }
+
     /// The key cell of the frame holding `addr`, which must be in the slot.
     #[inline(always)]
     fn key_cell(&self, addr: u64) -> &AtomicU8 {
@@ -526,10 +537,7 @@ impl GuestStorage {
             {
                 set_bits_ordered(first, addr, bits);
             }
-            // SAFETY: 8-byte aligned and in the first slot, whose size is a multiple of
-            // 4096: all 8 bytes are inside its live map.
-            let raw = unsafe { self.fast.byte_ptr(addr).cast::<u64>().read_unaligned() };
-            return Some(u64::from_be(raw));
+            return Some(self.fast.table_entry(addr));
         }
         self.read_table_entry_slow(addr, bits)
     }
@@ -544,10 +552,7 @@ impl GuestStorage {
             && self.fast.contains(addr)
             && self.fast.key_cell(addr).load(Ordering::Relaxed) & bits == bits
         {
-            // SAFETY: 8-byte aligned and in the first slot, whose size is a multiple of
-            // 4096: all 8 bytes are inside its live map.
-            let raw = unsafe { self.fast.byte_ptr(addr).cast::<u64>().read_unaligned() };
-            return Some(u64::from_be(raw));
+            return Some(self.fast.table_entry(addr));
         }
         None
     }
@@ -687,7 +692,7 @@ impl GuestStorage {
             .map_or(0, |s| s.key_cell(addr).load(Ordering::Relaxed))
     }
 
-    /// Reset every frame's key to 0 (`dat_reset_skeys`).
+    /// Reset every frame's key to 0 (`dat_reset_skeys`, §10.1).
     pub fn reset_keys(&self) {
         let mut marked = false;
         for s in &self.slots {
@@ -700,10 +705,7 @@ impl GuestStorage {
                     pages &= pages - 1;
                     let first = page * FRAMES_PER_KEY_PAGE;
                     for i in first..frames.min(first + FRAMES_PER_KEY_PAGE) {
-                        // SAFETY: `i` is below the number of key bytes mapped for this
-                        // slot (one per frame).
-                        let cell =
-                            unsafe { AtomicU8::from_ptr(s.keys.as_mut_ptr().add(i as usize)) };
+                        let cell = s.key_cell(s.start + i * PAGE_SIZE);
                         if cell.load(Ordering::Relaxed) != 0 {
                             marked |= cell.swap(0, Ordering::SeqCst) & TABLE_MARK != 0;
                         }

@@ -637,13 +637,7 @@ fn walk_from<const DT: usize, S: EntrySource>(
                     storage,
                     source,
                     ctx,
-                    Translation {
-                        address: AbsoluteAddress(r),
-                        real: RealAddress(r),
-                        frame: FrameSize::Size2G,
-                        dat_protected: dat_prot,
-                        iep_protected: e & IEP != 0,
-                    },
+                    large_frame(r, FrameSize::Size2G, dat_prot, e & IEP != 0),
                 );
             }
             // §11 item 4: FC without EDAT-2 is read as FC=0.
@@ -675,13 +669,7 @@ fn walk_from<const DT: usize, S: EntrySource>(
                 storage,
                 source,
                 ctx,
-                Translation {
-                    address: AbsoluteAddress(r),
-                    real: RealAddress(r),
-                    frame: FrameSize::Size1M,
-                    dat_protected: dat_prot,
-                    iep_protected: ste & IEP != 0,
-                },
+                large_frame(r, FrameSize::Size1M, dat_prot, ste & IEP != 0),
             );
         }
     }
@@ -708,6 +696,19 @@ fn walk_from<const DT: usize, S: EntrySource>(
             iep_protected: pte & IEP != 0,
         },
     )
+}
+
+/// The translation through a 1 MiB or 2 GiB frame at real address `r`: a large
+/// frame's address is absolute as it stands, no prefixing (§5.6 ABSOLUTE, §5.7).
+#[inline(always)]
+fn large_frame(r: u64, frame: FrameSize, dat_protected: bool, iep_protected: bool) -> Translation {
+    Translation {
+        address: AbsoluteAddress(r),
+        real: RealAddress(r),
+        frame,
+        dat_protected,
+        iep_protected,
+    }
 }
 
 /// The ABSOLUTE step of §5.6 for the translation `t` the walk arrived at: DAT
