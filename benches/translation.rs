@@ -4,7 +4,8 @@
 //! segment} x {4K, 1M, 2G where the type allows} x {cache hit, cache miss, cache off}
 //! x {no key, key check, fetch-protected}; the walk alone (`dat::walk::walk`, pure, with
 //! its trace), the walk as the cache-off path runs it (`dat::walk::walk_referencing`: reference
-//! bits, no trace, context given), the cache's address-only hit (`hit-address/`), and one
+//! bits, no trace, context given), the cache's address-only hit (`hit-address/`) and
+//! the cost of its loop alone (`loop-floor`), and one
 //! fragment (`translate_fragment`: context, then the walk + reference bits, or the
 //! cache); and the exception paths.
 //!
@@ -101,6 +102,13 @@ fn walk_and_fragment(c: &mut Criterion) {
                 .vcpu
                 .tlb
                 .translate_address(g.vm.storage(), g.base + OFFSET, &ctx);
+            if dt == DesignationType::RegionFirst && frame == FrameSize::Size4K {
+                // What the harness costs: the hit benches' loop, input and output with
+                // one OR in place of the lookup.
+                c.bench_function("loop-floor", |b| {
+                    b.iter(|| black_box(g.base + OFFSET) | 0x1000)
+                });
+            }
             c.bench_function(&format!("hit-address/{dt_name}/{}", frame.name()), |b| {
                 b.iter(|| {
                     g.vcpu

@@ -8,7 +8,7 @@
 mod support;
 
 use s390_gaccess::addr::AbsoluteAddress;
-use s390_gaccess::memop::MemOp;
+use s390_gaccess::memop::{MemOp, Profile};
 use s390_gaccess::storage::CompareExchange;
 use s390_gaccess::vm::Vm;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,9 +108,9 @@ fn guest_cs(vm: &Vm, addr: u64, size: usize, old: &mut u128, new: u128) -> bool 
 }
 
 /// The host's vm ABSOLUTE_CMPXCHG with KEY(1); returns `succ` and updates `old`.
-fn host_cmpxchg(env: &Env, addr: u64, size: usize, old: &mut u128, new: u128) -> bool {
+fn host_cmpxchg(vm: &Vm, p: Profile, addr: u64, size: usize, old: &mut u128, new: u128) -> bool {
     let m = MemOp::absolute_cmpxchg(addr, low_bytes(new, size), low_bytes(*old, size)).key(1);
-    let r = env.vm_op(m);
+    let r = m.profile(p).run_vm(vm);
     assert_eq!(r.ret, 0, "every host CMPXCHG returns 0");
     *old = (*old & !size_mask(size)) | from_low_bytes(&r.old);
     r.exchanged == Some(true)
@@ -127,13 +127,13 @@ impl Drop for AbortOnPanic<'_> {
     }
 }
 
-fn guest(env: &Env, abort: &AtomicBool) {
+fn guest(vm: &Vm, abort: &AtomicBool) {
     let _guard = AbortOnPanic(abort);
     let mut old: u128;
     for i in 0..OUTER {
         loop {
             old = 1;
-            if guest_cs(&env.vm, MEM1_GPA, 16, &mut old, 0) {
+            if guest_cs(vm, MEM1_GPA, 16, &mut old, 0) {
                 break;
             }
             if abort.load(Ordering::Relaxed) {
@@ -145,7 +145,7 @@ fn guest(env: &Env, abort: &AtomicBool) {
             let (size, offset) = choose_block(true, i + j);
             loop {
                 let new = permutate_bits(true, i + j, size, old);
-                if guest_cs(&env.vm, MEM2_GPA + offset as u64, size, &mut old, new) {
+                if guest_cs(vm, MEM2_GPA + offset as u64, size, &mut old, new) {
                     break;
                 }
             }
@@ -153,13 +153,13 @@ fn guest(env: &Env, abort: &AtomicBool) {
     }
 }
 
-fn host(env: &Env, abort: &AtomicBool) {
+fn host(vm: &Vm, p: Profile, abort: &AtomicBool) {
     let _guard = AbortOnPanic(abort);
     let mut old: u128;
     for i in 0..OUTER {
         loop {
             old = 0;
-            if host_cmpxchg(env, MEM1_GPA, 16, &mut old, 1) {
+            if host_cmpxchg(vm, p, MEM1_GPA, 16, &mut old, 1) {
                 break;
             }
             assert!(!abort.load(Ordering::Relaxed), "guest thread stopped");
@@ -169,7 +169,7 @@ fn host(env: &Env, abort: &AtomicBool) {
             let (size, offset) = choose_block(false, i + j);
             loop {
                 let new = permutate_bits(false, i + j, size, old);
-                if host_cmpxchg(env, MEM2_GPA + offset as u64, size, &mut old, new) {
+                if host_cmpxchg(vm, p, MEM2_GPA + offset as u64, size, &mut old, new) {
                     break;
                 }
             }
@@ -189,8 +189,10 @@ fn memop_017_concurrent_cmpxchg_keeps_set_bits() {
         assert_eq!(w.ret, 0);
         let abort = AtomicBool::new(false);
         std::thread::scope(|s| {
-            let g = s.spawn(|| guest(&env, &abort));
-            host(&env, &abort);
+            // The threads share the VM; the vCPU stays with this one (`Vcpu` is not
+            // `Sync`: one thread at a time, as the kernel's vcpu mutex allows).
+            let g = s.spawn(|| guest(&env.vm, &abort));
+            host(&env.vm, env.profile, &abort);
             g.join().expect("guest thread");
         });
         let r = env.vcpu_op(MemOp::logical_read(MEM2_GVA, 16));

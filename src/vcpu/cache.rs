@@ -1,86 +1,68 @@
-//! The memory of a vCPU's translation cache: direct-mapped entries of raw words under
-//! per-entry sequence counters. What the words mean, when an entry may answer a
-//! translation and how it is filled is [`crate::tlb`]'s business; this module only
-//! stores them, so that the vCPU state does not depend on the translation layer.
+//! The memory of a vCPU's translation cache: direct-mapped entries of raw words and the
+//! storage generation they were filled at. What the words mean, when an entry may
+//! answer a translation and how it is filled is [`crate::tlb`]'s business; this module
+//! only stores them, so that the vCPU state does not depend on the translation layer.
 //!
-//! A vCPU is normally used by one thread at a time, but `Vcpu` is `Sync` (tests share
-//! one between threads), so the entries are relaxed atomics under a sequence counter:
-//! a reader that races with a fill sees no entry, never a torn one. On x86 every one of
-//! these atomics is a plain load or store.
+//! Plain cells, no atomics: a vCPU is used by one thread at a time, as the kernel's
+//! vcpu ioctls are (they hold the vcpu mutex), so `Vcpu` is `Send` but not `Sync`;
+//! threads that share one take a lock, as the kernel does. That keeps a hit to plain
+//! loads (a sequence counter that made sharing safe cost a third of a hit, see
+//! docs/performance.md).
 #![forbid(unsafe_code)]
 
-use core::sync::atomic::{AtomicU64, Ordering, fence};
+use core::cell::Cell;
 
 /// Number of entries (a power of two).
-pub const ENTRIES: usize = 256;
+pub const ENTRIES: usize = 512;
 
 /// `Snapshot::ctl` bit of a filled entry ([`crate::tlb`] sets it in every key).
 pub(crate) const VALID: u64 = 1;
 
-/// One cached walk: the input (`page`, `asce`, `ctl`, `generation`) and the result,
-/// under a sequence counter (odd while a fill is writing).
+/// The generation of a cache that holds nothing: storage generations start at 1.
+const NO_GENERATION: u64 = 0;
+
+/// One cached walk: the input besides the generation (`page`, `asce`, `ctl`) and the
+/// result (`abs`). Half a cache line.
 #[derive(Default)]
-#[repr(align(64))]
+#[repr(align(32))]
 pub(crate) struct Entry {
-    seq: AtomicU64,
-    /// The effective address >> 12.
-    page: AtomicU64,
+    /// The effective address of the page (its low 12 bits zero).
+    page: Cell<u64>,
     /// The ASCE, all 64 bits.
-    asce: AtomicU64,
-    /// The walk context's control word, with [`VALID`] (meaning: [`crate::tlb`]).
-    ctl: AtomicU64,
-    /// The storage generation before the walk.
-    generation: AtomicU64,
+    asce: Cell<u64>,
+    /// The walk context's control word, with [`VALID`] (meaning: [`crate::tlb`]); 0 in
+    /// an empty entry.
+    ctl: Cell<u64>,
     /// The absolute page address and, below it, the result's flags ([`crate::tlb`]).
-    abs: AtomicU64,
+    abs: Cell<u64>,
 }
 
-/// A consistent copy of an entry's fields.
+/// A copy of an entry's fields.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Snapshot {
     pub(crate) page: u64,
     pub(crate) asce: u64,
     pub(crate) ctl: u64,
-    pub(crate) generation: u64,
     pub(crate) abs: u64,
 }
 
 impl Entry {
-    /// The fields if no fill raced with the read.
+    /// The fields.
     #[inline(always)]
-    pub(crate) fn read(&self) -> Option<Snapshot> {
-        let r = Ordering::Relaxed;
-        let s1 = self.seq.load(Ordering::Acquire);
-        let snap = Snapshot {
-            page: self.page.load(r),
-            asce: self.asce.load(r),
-            ctl: self.ctl.load(r),
-            generation: self.generation.load(r),
-            abs: self.abs.load(r),
-        };
-        fence(Ordering::Acquire);
-        (s1 & 1 == 0 && self.seq.load(r) == s1).then_some(snap)
+    pub(crate) fn read(&self) -> Snapshot {
+        Snapshot {
+            page: self.page.get(),
+            asce: self.asce.get(),
+            ctl: self.ctl.get(),
+            abs: self.abs.get(),
+        }
     }
 
-    /// Replace the fields, unless another fill is writing them.
-    pub(crate) fn write(&self, v: &Snapshot) {
-        let r = Ordering::Relaxed;
-        let s = self.seq.load(r);
-        if s & 1 != 0
-            || self
-                .seq
-                .compare_exchange(s, s.wrapping_add(1), Ordering::Acquire, r)
-                .is_err()
-        {
-            return;
-        }
-        fence(Ordering::Release);
-        self.page.store(v.page, r);
-        self.asce.store(v.asce, r);
-        self.ctl.store(v.ctl, r);
-        self.generation.store(v.generation, r);
-        self.abs.store(v.abs, r);
-        self.seq.store(s.wrapping_add(2), Ordering::Release);
+    fn write(&self, v: &Snapshot) {
+        self.page.set(v.page);
+        self.asce.set(v.asce);
+        self.ctl.set(v.ctl);
+        self.abs.set(v.abs);
     }
 }
 
@@ -88,6 +70,12 @@ impl Entry {
 /// that differ only in their caches compare equal.
 pub struct TranslationCache {
     entries: Box<[Entry; ENTRIES]>,
+    /// The storage generation every filled entry was filled at ([`NO_GENERATION`] when
+    /// none is filled, and always while the cache is off).
+    generation: Cell<u64>,
+    /// One bit per entry filled since the generation was set, so that starting a new
+    /// generation clears only those (its cost is paid once per fill).
+    filled: [Cell<u64>; ENTRIES / 64],
     enabled: bool,
 }
 
@@ -96,6 +84,8 @@ impl TranslationCache {
     pub fn new() -> Self {
         Self {
             entries: Box::new(core::array::from_fn(|_| Entry::default())),
+            generation: Cell::new(NO_GENERATION),
+            filled: Default::default(),
             enabled: true,
         }
     }
@@ -121,18 +111,29 @@ impl TranslationCache {
 
     /// Drop every entry. Never needed for correctness.
     pub fn flush(&self) {
-        for e in self.entries.iter() {
-            e.write(&Snapshot::default());
+        self.clear_filled();
+        self.generation.set(NO_GENERATION);
+    }
+
+    /// Empty the entries filled since the generation was last set.
+    fn clear_filled(&self) {
+        for (w, word) in self.filled.iter().enumerate() {
+            let mut bits = word.replace(0);
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                self.entries[i].write(&Snapshot::default());
+                bits &= bits - 1;
+            }
         }
     }
 
-    /// The number of valid-looking entries (for tests and statistics; entries of an
-    /// old generation are counted until replaced).
+    /// The number of filled entries (for tests and statistics; entries of an old
+    /// generation are counted until the next fill drops them).
     pub fn len(&self) -> usize {
-        self.entries
+        self.filled
             .iter()
-            .filter(|e| e.read().is_some_and(|s| s.ctl & VALID != 0))
-            .count()
+            .map(|w| w.get().count_ones() as usize)
+            .sum()
     }
 
     /// Whether no entry is filled.
@@ -140,10 +141,30 @@ impl TranslationCache {
         self.len() == 0
     }
 
+    /// The generation the filled entries are valid at ([`NO_GENERATION`], which no
+    /// storage has, if none).
+    #[inline(always)]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
     /// The entry at `index` (below [`ENTRIES`]).
     #[inline(always)]
     pub(crate) fn entry(&self, index: usize) -> &Entry {
         &self.entries[index]
+    }
+
+    /// Store in entry `index` the result of a walk that began at storage generation
+    /// `generation`. Entries of any other generation are dropped first: only one
+    /// generation is ever current.
+    pub(crate) fn store(&self, index: usize, generation: u64, v: &Snapshot) {
+        if self.generation.get() != generation {
+            self.clear_filled();
+            self.generation.set(generation);
+        }
+        self.entries[index].write(v);
+        let w = &self.filled[index / 64];
+        w.set(w.get() | 1 << (index % 64));
     }
 }
 
