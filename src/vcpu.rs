@@ -149,6 +149,10 @@ pub struct SieIntercept {
 }
 
 /// The state of one vCPU as the access path sees it.
+///
+/// `Send` but not `Sync`: like a kernel vCPU, whose ioctls hold its mutex, it is used
+/// by one thread at a time (its translation cache is plain cells). Threads share the
+/// [`Vm`](crate::vm::Vm); a vCPU moves to its thread or sits behind a lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vcpu {
     /// The PSW.
