@@ -5,15 +5,18 @@
 
 use crate::addr::{EffectiveAddress, bit};
 
-/// How storage is accessed (`enum gacc_mode`).
+/// How storage is accessed (`enum gacc_mode`). The discriminants are distinct bits, so
+/// that a set of modes is a mask (the translation cache tests a mode against the modes
+/// an entry refuses with one AND).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum AccessMode {
     /// Operand fetch.
-    Fetch,
+    Fetch = 1,
     /// Operand store.
-    Store,
+    Store = 2,
     /// Instruction fetch (never used by memops; kept for IEP).
-    InstructionFetch,
+    InstructionFetch = 4,
 }
 
 impl AccessMode {

@@ -44,17 +44,30 @@ use crate::vcpu::cache::{Snapshot, VALID};
 /// `Entry::abs` bits below the page address. Bits 0-2: the access modes
 /// `protection_checks` refuses with these bits and this context, one bit per mode
 /// ([`mode_bit`]), worked out once when the entry is filled, so that a hit tests one
-/// bit (the mode's number) instead of re-running the checks. Then the frame code and
-/// the two protection bits.
+/// bit instead of re-running the checks. Then the frame code and the two protection
+/// bits.
 const FRAME_SHIFT: u32 = 3;
 const FRAME_MASK: u64 = 3 << FRAME_SHIFT;
 const DAT_PROT: u64 = 1 << 5;
 const IEP_PROT: u64 = 1 << 6;
 
-/// The `Entry::abs` deny bit of an access mode.
+/// The `Entry::abs` deny bit of an access mode: its discriminant, one of bits 0-2.
 #[inline(always)]
 const fn mode_bit(mode: AccessMode) -> u64 {
-    1 << mode as u32
+    mode as u64
+}
+const _: () = assert!(
+    mode_bit(AccessMode::Fetch)
+        | mode_bit(AccessMode::Store)
+        | mode_bit(AccessMode::InstructionFetch)
+        == 7
+);
+
+/// Whether `Entry::abs` word `abs` refuses `mode` (its deny bit is set). The bits
+/// are in the low byte: a byte test against the mode in memory.
+#[inline(always)]
+const fn refuses(abs: u64, mode: AccessMode) -> bool {
+    (abs as u8) & (mode as u8) != 0
 }
 
 // An entry's `ctl` is the walk context's control word (prefix, EDAT-1, EDAT-2, IEP:
@@ -106,8 +119,9 @@ fn frame_of(code: u64) -> FrameSize {
 /// entry's: all filled entries share one.
 #[derive(Clone, Copy)]
 struct Key {
-    /// The effective address with its byte index (bits 52-63) zero.
-    page: u64,
+    /// The effective address (an entry holds its page: the byte index, bits 52-63,
+    /// zero).
+    address: u64,
     asce: u64,
     ctl: u64,
     generation: u64,
@@ -118,7 +132,7 @@ impl Key {
     fn of(storage: &GuestStorage, v: u64, ctx: &WalkContext) -> Self {
         Self {
             generation: storage.generation(),
-            page: v & !0xFFF,
+            address: v,
             asce: ctx.asce.0,
             ctl: ctx.control(),
         }
@@ -127,14 +141,14 @@ impl Key {
     /// The entry this key lives in.
     #[inline(always)]
     fn index(&self) -> usize {
-        index(self.page, self.asce)
+        index(self.address, self.asce)
     }
 
     /// Whether entry `e` of `cache` was filled under this key.
     #[inline(always)]
     fn matches(&self, cache: &TranslationCache, e: &Snapshot) -> bool {
         cache.generation() == self.generation
-            && e.page == self.page
+            && (e.page ^ self.address) < 0x1000
             && e.asce == self.asce
             && e.ctl == self.ctl
     }
@@ -180,7 +194,7 @@ impl TranslationCache {
     fn lookup(&self, storage: &GuestStorage, v: u64, ctx: &WalkContext) -> Result<Snapshot, Key> {
         let key = Key::of(storage, v, ctx);
         let e = self.entry(key.index()).read();
-        if key.matches(self, &e) && e.abs & mode_bit(ctx.mode) == 0 {
+        if key.matches(self, &e) && !refuses(e.abs, ctx.mode) {
             Ok(e)
         } else {
             Err(key)
@@ -218,7 +232,8 @@ impl TranslationCache {
         ctx: &WalkContext,
     ) -> Result<AbsoluteAddress, DatException> {
         match self.lookup(storage, v, ctx) {
-            Ok(e) => Ok(AbsoluteAddress((e.abs & !0xFFF) | (v & 0xFFF))),
+            // On a hit `v ^ e.page` is the byte index.
+            Ok(e) => Ok(AbsoluteAddress((e.abs & !0xFFF) | (v ^ e.page))),
             Err(key) => self.miss_address(storage, v, ctx, key),
         }
     }
@@ -293,7 +308,7 @@ impl TranslationCache {
             })
             .fold(0, |d, m| d | mode_bit(m));
             let e = Snapshot {
-                page: key.page,
+                page: key.address & !0xFFF,
                 asce: key.asce,
                 ctl: key.ctl,
                 abs: (t.address.0 & !0xFFF)
