@@ -188,11 +188,10 @@ impl Memslot {
     }
 }
 
-/// The first memslot, reduced to what the hot paths need: its range, and the host
-/// addresses of guest byte 0 and of the key of frame 0 *as if* the maps started at
-/// guest address 0 (so the host address of `addr` is one addition). The biased
-/// pointers are computed with wrapping arithmetic and only dereferenced for addresses
-/// inside the slot.
+/// The first memslot, reduced to what the hot paths need: its range, the host address
+/// of guest byte 0 *as if* the map started at guest address 0 (so the host address of
+/// `addr` is one addition; the biased pointer is computed with wrapping arithmetic and
+/// only dereferenced for addresses inside the slot), and its key map.
 struct FastSlot {
     start: u64,
     /// 0 when there is no slot: nothing matches.
@@ -225,10 +224,15 @@ impl FastSlot {
     /// The key cell of the frame holding `addr`, which must be in the slot.
     #[inline(always)]
     fn key_cell(&self, addr: u64) -> &AtomicU8 {
-        let p = self.keys.wrapping_add((addr >> 12) as usize);
+        // Indexed from the slot's start (4 KiB aligned), not biased like `data`: the
+        // caller has just computed `addr - start` for `contains`, so the index costs
+        // one shift.
+        let p = self
+            .keys
+            .wrapping_add((addr.wrapping_sub(self.start) >> 12) as usize);
         // SAFETY: `addr` lies in the slot, so `p` is inside the slot's key map (one
-        // byte per frame, the bias undone by `addr >> 12`), which lives as long as the
-        // storage; every access to key bytes is atomic.
+        // byte per frame), which lives as long as the storage; every access to key
+        // bytes is atomic.
         unsafe { AtomicU8::from_ptr(p) }
     }
 }
@@ -310,10 +314,7 @@ impl GuestStorage {
                 start: s.start,
                 size: s.size,
                 data: s.data.as_mut_ptr().wrapping_sub(s.start as usize),
-                keys: s
-                    .keys
-                    .as_mut_ptr()
-                    .wrapping_sub((s.start / PAGE_SIZE) as usize),
+                keys: s.keys.as_mut_ptr(),
             },
             None => FastSlot {
                 start: 0,
@@ -891,6 +892,36 @@ mod tests {
         // A failed write changes nothing.
         assert!(s.write(AbsoluteAddress(0x1ffe), &[9; 4]).is_err());
         assert_eq!(s.read_u32(AbsoluteAddress(0x1ffc)).unwrap(), 0);
+    }
+
+    /// The walk's entry reads go through the first memslot's fast path; with that slot
+    /// away from 0, each read must find its own frame's key (§10.3: R on the frame
+    /// holding the entry) and the entry's bytes, like the general path.
+    #[test]
+    fn table_reads_in_a_first_slot_away_from_zero() {
+        let s = GuestStorage::new(&[(0x40_0000, 0x4000), (0x80_0000, 0x1000)]).unwrap();
+        let frames = [0x40_0000u64, 0x40_1000, 0x40_2000, 0x40_3000, 0x80_0000];
+        for (i, f) in frames.into_iter().enumerate() {
+            s.write_u64(AbsoluteAddress(f + 8), 0x1111 * (i as u64 + 1))
+                .unwrap();
+        }
+        let r = StorageKey::REFERENCE;
+        // Only the third frame has R: the marked-only read answers there alone.
+        s.set_key(AbsoluteAddress(0x40_2000), StorageKey(r))
+            .unwrap();
+        for (i, f) in frames.into_iter().enumerate() {
+            let want = (f == 0x40_2000).then_some(0x1111 * (i as u64 + 1));
+            assert_eq!(s.read_table_entry_if_marked(f + 8, r), want, "{f:#x}");
+        }
+        // The setting read sets R on its frame and on no other.
+        assert_eq!(s.read_table_entry(0x40_1008, r), Some(0x2222));
+        for f in frames {
+            let has_r = s.key(AbsoluteAddress(f)).unwrap().referenced();
+            assert_eq!(has_r, f == 0x40_1000 || f == 0x40_2000, "{f:#x}");
+        }
+        assert_eq!(s.read_table_entry(0x80_0008, r), Some(0x5555));
+        assert!(s.key(AbsoluteAddress(0x80_0000)).unwrap().referenced());
+        assert_eq!(s.read_table_entry(0x40_4000, r), None);
     }
 
     #[test]
