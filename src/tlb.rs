@@ -332,13 +332,14 @@ mod tests {
     use crate::exception::AccessMode;
     use crate::keys::StorageKey;
 
-    fn space(storage: &GuestStorage) -> Asce {
+    /// A region-first space mapping `pages` 4 KiB pages at 0x40_0000 to 0x80_0000.
+    fn space(storage: &GuestStorage, pages: u64) -> Asce {
         let mut b =
             SpaceBuilder::new(storage, DesignationType::RegionFirst, 0x10_0000, 3, 0).unwrap();
         b.map(
             0x40_0000,
             0x80_0000,
-            0x2000,
+            pages << 12,
             FrameSize::Size4K,
             LeafFlags::default(),
         )
@@ -353,7 +354,7 @@ mod tests {
     #[test]
     fn hit_equals_walk_and_write_invalidates() {
         let s = GuestStorage::new(&[(0, 16 << 20)]).unwrap();
-        let asce = space(&s);
+        let asce = space(&s, 2);
         let c = TranslationCache::new();
         let cx = ctx(asce, AccessMode::Fetch);
         let a = c.translate(&s, 0x40_0123, &cx).unwrap();
@@ -381,7 +382,7 @@ mod tests {
     #[test]
     fn store_after_cached_fetch_sees_dat_protection() {
         let s = GuestStorage::new(&[(0, 16 << 20)]).unwrap();
-        let asce = space(&s);
+        let asce = space(&s, 2);
         let pte =
             crate::dat::builder::entry_address(&s, asce, 0x40_0000, TableLevel::Page).unwrap();
         s.write_u64(pte, 0x80_0000 | 0x200).unwrap();
@@ -401,7 +402,7 @@ mod tests {
     #[test]
     fn unmarked_writes_keep_entries() {
         let s = GuestStorage::new(&[(0, 16 << 20)]).unwrap();
-        let asce = space(&s);
+        let asce = space(&s, 2);
         let c = TranslationCache::new();
         c.translate(&s, 0x40_0000, &ctx(asce, AccessMode::Fetch))
             .unwrap();
@@ -419,17 +420,7 @@ mod tests {
     #[test]
     fn a_fill_at_a_new_generation_drops_the_old_entries() {
         let s = GuestStorage::new(&[(0, 16 << 20)]).unwrap();
-        let mut b = SpaceBuilder::new(&s, DesignationType::RegionFirst, 0x10_0000, 3, 0).unwrap();
-        b.map(
-            0x40_0000,
-            0x80_0000,
-            0x4000,
-            FrameSize::Size4K,
-            LeafFlags::default(),
-        )
-        .unwrap();
-        let asce = b.asce();
-        drop(b);
+        let asce = space(&s, 4);
         let c = TranslationCache::new();
         let cx = ctx(asce, AccessMode::Fetch);
         let old = [0x40_0000, 0x40_1000, 0x40_2000];
@@ -457,7 +448,7 @@ mod tests {
     #[test]
     fn an_off_cache_walks_every_time() {
         let s = GuestStorage::new(&[(0, 16 << 20)]).unwrap();
-        let asce = space(&s);
+        let asce = space(&s, 2);
         let c = TranslationCache::disabled();
         let cx = ctx(asce, AccessMode::Fetch);
         let pte =
