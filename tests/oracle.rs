@@ -61,6 +61,7 @@ fn recorded_scenarios_match_the_model() {
     let names = [
         "oracle/scenarios/basics.toml",
         "oracle/scenarios/ar-mode.toml",
+        "oracle/scenarios/ar-mode-art.toml",
     ];
     let files: Vec<PathBuf> = names.iter().map(|n| root().join(n)).collect();
     let mut plans = plans_from_files(&files).expect("plans");
@@ -87,6 +88,36 @@ fn probe_agrees_with_the_memop_model() {
             }
         }
     }
+}
+
+// The random generator reaches every outcome of access-register translation (§5.3):
+// the ASCE, and each exception of the ALET, ALE and ASTE checks, and the fetch-only
+// ALE's protection (§8.4), so that the emulators see them all.
+#[test]
+fn random_scenarios_reach_every_art_outcome() {
+    use s390_gaccess::vcpu::Psw;
+    let mut codes = std::collections::BTreeMap::<u16, usize>::new();
+    let mut alc = 0;
+    for p in random_plans(3, 10000, 2500, None).expect("plans") {
+        for a in &p.accesses {
+            let ar_mode = a.psw & Psw::DAT != 0 && (a.psw & Psw::AS_MASK) >> Psw::AS_SHIFT == 1;
+            if !ar_mode {
+                continue;
+            }
+            *codes.entry(a.model.code).or_default() += 1;
+            // TEID bits 60-61 (access-list controlled), §9.3.
+            if a.model.code == 4 && a.model.teid.is_some_and(|t| t & 0xc == 0xc) {
+                alc += 1;
+            }
+        }
+    }
+    for code in [0, 0x28, 0x29, 0x2a, 0x2b, 0x2c] {
+        assert!(
+            codes.get(&code).is_some_and(|&n| n > 0),
+            "code {code:#x}: {codes:?}"
+        );
+    }
+    assert!(alc > 0, "no access-list-controlled protection: {codes:?}");
 }
 
 // Every departure in the code is documented, with its id, in docs/conformance.md.

@@ -144,10 +144,16 @@ impl Ctx<'_> {
         }
         match (psw & crate::vcpu::Psw::AS_MASK) >> crate::vcpu::Psw::AS_SHIFT {
             0 => Some(self.access.regs.cr1),
+            1 => self.access.ar_asce,
             2 => Some(self.access.regs.cr7),
-            3 => Some(self.access.regs.cr13),
-            _ => None,
+            _ => Some(self.access.regs.cr13),
         }
+    }
+
+    fn ar_mode(&self) -> bool {
+        let psw = self.access.psw;
+        psw & crate::vcpu::Psw::DAT != 0
+            && (psw & crate::vcpu::Psw::AS_MASK) >> crate::vcpu::Psw::AS_SHIFT == 1
     }
 
     fn model_lap(&self) -> bool {
@@ -352,11 +358,21 @@ pub const DEPARTURES: &[Departure] = &[
         backend: Some(Backend::Hercules),
         class: Class::Kernel,
         fields: &[Field::TeidProtection],
-        summary: "The kernel sets the ESOP-2 protection code (bits 56/60/61: key-controlled 010, LAP 100, access-list 011) without checking facility 131 (§9.3, §11 item 10); Hercules has no ESOP-2 and stores 000 for them (it sets bit 61 for DAT protection, as ESOP-1 does).",
+        summary: "The kernel sets the ESOP-2 protection code (bits 56/60/61: key-controlled 010, LAP 100, access-list 011) without checking facility 131 (§9.3, §11 item 10); Hercules has no ESOP-2 and stores 000 for them (it sets bit 61 for DAT protection, as ESOP-1 does). Also where the kernel reports DAT protection of one page of a page-crossing operand and Hercules another kind of protection of the other page (kernel-cross-page-order).",
         test: |c| {
-            let m = c.model.teid.map_or(0, Ctx::prot_bits);
+            let not_dat = |t: Option<u64>| t.map_or(0, Ctx::prot_bits) != Teid::B61;
+            let page = |t: Option<u64>| t.map(|t| t & Teid::ADDRESS_MASK);
+            // The page the emulator reports, alone, gives a protection other than DAT.
+            let other_page = c.access.variants.fragments.as_ref().is_some_and(|f| {
+                f.iter().any(|p| {
+                    !p.errno
+                        && p.outcome.code == 4
+                        && not_dat(p.outcome.teid)
+                        && page(p.outcome.teid) == page(c.emu.teid)
+                })
+            });
             c.model.code == 4
-                && m != Teid::B61
+                && (not_dat(c.model.teid) || other_page)
                 && c.emu.teid.is_some_and(|t| Ctx::prot_bits(t) == 0)
         },
     },
@@ -369,17 +385,60 @@ pub const DEPARTURES: &[Departure] = &[
         test: |c| c.access.psw & crate::vcpu::Psw::DAT == 0,
     },
     Departure {
+        id: "kernel-teid-as-in-ar-mode",
+        backend: Some(Backend::Hercules),
+        class: Class::Kernel,
+        fields: &[Field::TeidSpace],
+        summary: "In access-register mode the kernel stores the PSW's address-space bits, 01, in TEID bits 62-63 (§9.3, §11 item 10), whatever space access-register translation selected; Hercules stores 00 or 10 when AR 0, ALET 0 or ALET 1 selected the primary or secondary ASCE, and 00, 10 or 11 when the ASCE that an ALE gave is the primary, secondary or home ASCE.",
+        test: |c| {
+            let a = &c.access;
+            let r = &a.regs;
+            let used = if a.ar == 0 || a.alet == 0 {
+                0
+            } else if a.alet == 1 {
+                2
+            } else {
+                match a.ar_asce {
+                    Some(x) if x == r.cr1 => 0,
+                    Some(x) if x == r.cr7 => 2,
+                    Some(x) if x == r.cr13 => 3,
+                    _ => 1,
+                }
+            };
+            c.ar_mode()
+                && c.model.teid.map(|t| t & Teid::AS_MASK) == Some(1)
+                && c.emu.teid.map(|t| t & Teid::AS_MASK) == Some(used)
+        },
+    },
+    Departure {
+        id: "kernel-alc-protection-before-dat",
+        backend: Some(Backend::Hercules),
+        class: Class::Kernel,
+        fields: &[Field::Code],
+        summary: "The kernel refuses a store through a fetch-only ALE during access-register translation, before the DAT walk (§5.3 step 16, §8.4); Hercules translates first, so a translation or addressing exception of the walk wins over access-list-controlled protection.",
+        test: |c| {
+            let alc = c.model.code == 4
+                && c.model.teid.map(Ctx::prot_bits) == Some(Teid::B60 | Teid::B61);
+            c.ar_mode() && alc && matches!(c.emu.code, 0x05 | 0x10 | 0x11 | 0x12 | 0x38..=0x3B)
+        },
+    },
+    Departure {
+        id: "hercules-fetch-only-ale-private",
+        backend: Some(Backend::Hercules),
+        class: Class::Emulator,
+        fields: &[Field::Code],
+        summary: "Through a fetch-only ALE, Hercules 3.13 treats the space as private for the common-segment check: a translation-specification exception for a segment entry with the CS bit, also on a fetch and with a non-private ASCE. The kernel checks the private-space control of the ASCE alone (§9.1, §11 item 3).",
+        test: |c| {
+            c.ar_mode() && c.access.ar_fetch_only && c.emu.code == 0x12 && c.model.code != 0x12
+        },
+    },
+    Departure {
         id: "kernel-access-id-outside-ar-mode",
         backend: Some(Backend::Hercules),
         class: Class::Kernel,
         fields: &[Field::AccessId],
         summary: "The kernel stores the memop's ar as exception access id for every DAT and protection exception, also outside access-register mode (§9.3, §11 item 10); the architecture defines the field only in AR mode, and Hercules stores other values there.",
-        test: |c| {
-            let psw = c.access.psw;
-            let ar_mode = psw & crate::vcpu::Psw::DAT != 0
-                && (psw & crate::vcpu::Psw::AS_MASK) >> crate::vcpu::Psw::AS_SHIFT == 1;
-            !ar_mode && c.model.eaid.is_some() && c.emu.eaid.is_some()
-        },
+        test: |c| !c.ar_mode() && c.model.eaid.is_some() && c.emu.eaid.is_some(),
     },
     Departure {
         id: "qemu-teid-on-translation-specification",

@@ -20,7 +20,9 @@ use super::emulator::Backend;
 use super::machine::{self, Machine};
 use super::probe::{Outcome, Probe, Rules, probe};
 use crate::addr::AbsoluteAddress;
+use crate::dat::art::{ArtTrace, ar_translation};
 use crate::dat::{PageTableEntry, RegionTableEntry, SegmentTableEntry, TableLevel};
+use crate::exception::AccessMode;
 use crate::memop::{self, MemOp};
 use crate::scenario::model::{
     MemOpKind, MemopStep, Profile, Scenario, StepKind, UserBuf, memop_flags,
@@ -88,6 +90,12 @@ pub struct Access {
     pub regs: AccessRegs,
     /// ALET in AR `ar`.
     pub alet: u32,
+    /// In access-register mode, the ASCE that access-register translation gives for
+    /// `ar` with the model's rules (§5.3), if it gives one; `None` outside AR mode.
+    pub ar_asce: Option<u64>,
+    /// In access-register mode, whether the ALE that translation read is fetch-only
+    /// (§5.3 step 16).
+    pub ar_fetch_only: bool,
     /// Value stored (right-aligned).
     pub value: u64,
     /// The vCPU's effective prefix; the guest sets it around the access, and its
@@ -941,6 +949,20 @@ fn run_access(
     let dat = v.psw.dat();
     let v_as = v.psw.as_bits();
     let ar_mode = dat && v_as == 1;
+    let (ar_asce, ar_fetch_only) = if ar_mode {
+        let mode = if store {
+            AccessMode::Store
+        } else {
+            AccessMode::Fetch
+        };
+        let mut trace = ArtTrace::default();
+        let asce = ar_translation(m.vm.storage(), v, ar, mode, &mut trace).ok();
+        // ALE word 0 bit 6: fetch-only.
+        let fetch_only = trace.ale.is_some_and(|(_, w)| w[0] & (1 << 57) != 0);
+        (asce.map(|a| a.0), fetch_only)
+    } else {
+        (None, false)
+    };
     let prefix = v.effective_prefix();
     let iasce = ifetch_asce(v);
 
@@ -1051,6 +1073,8 @@ fn run_access(
         psw,
         regs,
         alet,
+        ar_asce,
+        ar_fetch_only,
         value,
         prefix,
         model,

@@ -4,12 +4,17 @@
 //! length and offset, origins beyond memory, PTE bit 52, common-segment bits), random
 //! storage keys, and accesses (fetch and store of 1, 2, 4, 8 bytes, random keys, access
 //! register numbers, address-space modes, addressing modes, DAT on and off, CR0 LAP,
-//! FPO, SPO and EDAT bits).
+//! FPO, SPO and EDAT bits), and for access-register mode the tables of
+//! access-register translation (§5.3.1): a DUCT (CR2) whose access list holds random
+//! ALEs (invalid, fetch-only, sequence numbers right or wrong) designating random
+//! ASTEs (invalid, sequence numbers, the batch's spaces or a real space), with random
+//! ALETs in the access registers.
 //!
 //! Each batch is a scenario file in the public format (JSON), so any batch can be
 //! saved and rerun (`--save-scenarios`). The same seed gives the same scenarios.
 #![forbid(unsafe_code)]
 
+use crate::dat::{Asce, DesignationType};
 use crate::scenario::{Format, Scenario, parse_str};
 use serde_json::{Value, json};
 
@@ -22,6 +27,18 @@ pub const TABLES: u64 = 0x80_0000;
 pub const TABLE_AREA: u64 = 0x18_0000;
 /// The data frames: `DATA .. MEMORY`.
 pub const DATA: u64 = 0x100_0000;
+/// The tables of access-register translation: the DUCT here, the access list at
+/// `+ ACCESS_LIST`, the ASTEs at `+ ASTES`. Between the last table area and `DATA`,
+/// where no mapping and no real access goes.
+pub const ART: u64 = 0xF0_0000;
+const ACCESS_LIST: u64 = 0x200;
+const ASTES: u64 = 0x400;
+/// ALEs in the access list (the ALL makes 8 to 32 of them valid ALENs).
+const ALES: u64 = 32;
+/// ASTEs: one per space and one real-space designation.
+const ASTE_COUNT: u64 = 5;
+const _: () = assert!(TABLES + 4 * TABLE_AREA <= ART && ART + 0x1000 <= DATA);
+
 /// Where the guest's stub page will be (random scenarios leave low memory free, so
 /// the guest gets its default base); edits keep off its translation path.
 const STUB: u64 = super::blob::DEFAULT_BASE;
@@ -69,6 +86,79 @@ const TYPES: [(&str, u32); 4] = [
     ("region-third", 42),
     ("segment", 31),
 ];
+const DESIGNATION_TYPES: [DesignationType; 4] = [
+    DesignationType::RegionFirst,
+    DesignationType::RegionSecond,
+    DesignationType::RegionThird,
+    DesignationType::Segment,
+];
+
+/// The ALESN of each ALE of a batch's access list.
+struct AccessList {
+    alesn: Vec<u8>,
+}
+
+/// Lay out the tables of access-register translation at [`ART`] (§5.3.1; formats as
+/// in `dat::art`): the DUCT's ALD (access-list origin and length), the ALEs and the
+/// ASTEs, the first four designating the batch's spaces (`asces`), the fifth a real
+/// space. Drawn from `rng`, a generator of their own.
+fn art_tables(rng: &mut Rng, asces: &[u64], data: &mut Vec<Value>) -> AccessList {
+    let u64s = |v: &[u64]| Value::Array(v.iter().map(|&x| hex(x)).collect());
+    let all = rng.below(4);
+    // DUCT word 4: the ALD.
+    let ald = (ART + ACCESS_LIST) | all;
+    data.push(json!({"at": hex(ART + 16), "hex": format!("{ald:08x}")}));
+    let mut astesn = Vec::new();
+    for k in 0..ASTE_COUNT {
+        let asce = match asces.get(k as usize) {
+            Some(&a) => a,
+            None => 0x20 | 3,
+        };
+        let invalid = if rng.pct(10) { 1 << 63 } else { 0 };
+        let sn = rng.below(8);
+        astesn.push(sn);
+        // Words 0-1 (I bit, AX...), the ASCE in words 2-3, the ASTESN in word 5.
+        data.push(json!({"at": hex(ART + ASTES + k * 64), "u64": u64s(&[invalid, asce, sn])}));
+    }
+    let mut alesn = Vec::new();
+    for j in 0..ALES {
+        let k = rng.below(ASTE_COUNT);
+        let sn = rng.below(4) as u8;
+        alesn.push(sn);
+        let invalid = if rng.pct(15) { 0x80 } else { 0 };
+        let fetch_only = if rng.pct(20) { 0x02 } else { 0 };
+        let word0 = (invalid | fetch_only) << 56 | u64::from(sn) << 48;
+        let aste_sn = if rng.pct(85) {
+            astesn[k as usize]
+        } else {
+            (astesn[k as usize] + 1 + rng.below(7)) % 8
+        };
+        let word1 = (ART + ASTES + k * 64) << 32 | aste_sn;
+        data.push(json!({"at": hex(ART + ACCESS_LIST + j * 16), "u64": u64s(&[word0, word1])}));
+    }
+    AccessList { alesn }
+}
+
+impl AccessList {
+    /// A random ALET: 0 or 1 (the primary and secondary spaces), one naming an ALE
+    /// with its ALESN or another, an ALEN beyond the list, or bits 0-6 set.
+    fn alet(&self, rng: &mut Rng) -> u32 {
+        match rng.below(20) {
+            0 | 1 => 0,
+            2 => 1,
+            // Bits 0-6 (not bit 7, which would read the PASTE's list through CR5).
+            3 => 0x0200_0000 << rng.below(7) | rng.below(ALES) as u32,
+            _ => {
+                let alen = rng.below(ALES + 4);
+                let sn = match self.alesn.get(alen as usize) {
+                    Some(&sn) if rng.pct(80) => sn,
+                    _ => rng.below(4) as u8,
+                };
+                u32::from(sn) << 16 | alen as u32
+            }
+        }
+    }
+}
 
 /// One mapping the generator made.
 #[derive(Clone, Debug)]
@@ -131,9 +221,19 @@ pub fn batch(seed: u64, index: usize, count: usize) -> (String, String) {
 
     // Data frames: 4 KiB frames from DATA up, 1 MiB frames from the top down.
     let mut next_large = MEMORY - (1 << 20);
+    let mut asces = Vec::new();
     for (i, &(ty, bits)) in TYPES.iter().enumerate() {
         let tl = if rng.pct(70) { 3 } else { rng.below(4) };
         let private = rng.pct(25);
+        asces.push(
+            Asce::new(
+                TABLES + i as u64 * TABLE_AREA,
+                DESIGNATION_TYPES[i],
+                tl as u8,
+                if private { Asce::P } else { 0 },
+            )
+            .0,
+        );
         let mut sp = Space {
             bits,
             tl,
@@ -322,6 +422,10 @@ pub fn batch(seed: u64, index: usize, count: usize) -> (String, String) {
         spaces.push(sp);
     }
 
+    // Access-register translation tables, from a generator of their own.
+    let mut art_rng = Rng::new(seed ^ 0x4152_5400 ^ (index as u64) << 32);
+    let access_list = art_tables(&mut art_rng, &asces, &mut data);
+
     // Steps.
     let mut steps = Vec::new();
     let key_values: Vec<u8> = frame_keys.iter().map(|k| k.1 >> 4).collect();
@@ -329,8 +433,10 @@ pub fn batch(seed: u64, index: usize, count: usize) -> (String, String) {
     for n in 0..count {
         if n == 0 || rng.pct(25) {
             let dat = rng.pct(85);
+            // Primary, access-register, secondary, home (QEMU skips AR mode).
             let space = match rng.below(10) {
-                0..=4 => 0,
+                0..=3 => 0,
+                4 => 1,
                 5 | 6 => 2,
                 _ => 3,
             };
@@ -345,7 +451,7 @@ pub fn batch(seed: u64, index: usize, count: usize) -> (String, String) {
                     cr0 |= 1 << (63 - bit);
                 }
             }
-            let mut cr = json!({"0": hex(cr0)});
+            let mut cr = json!({"0": hex(cr0), "2": hex(ART)});
             let mut which = [0usize; 3];
             for (j, r) in ["1", "7", "13"].iter().enumerate() {
                 which[j] = rng.below(5) as usize;
@@ -356,9 +462,19 @@ pub fn batch(seed: u64, index: usize, count: usize) -> (String, String) {
                 };
             }
             let as_name = ["primary", "ar", "secondary", "home"][space as usize];
-            steps.push(
-                json!({"set": {"psw": {"dat": dat, "as": as_name, "amode": amode}, "cr": cr}}),
-            );
+            let mut set = json!({"psw": {"dat": dat, "as": as_name, "amode": amode}, "cr": cr});
+            if space == 1 {
+                let ars: serde_json::Map<String, Value> = (1..16)
+                    .map(|r| {
+                        (
+                            r.to_string(),
+                            hex(u64::from(access_list.alet(&mut art_rng))),
+                        )
+                    })
+                    .collect();
+                set["ar"] = Value::Object(ars);
+            }
+            steps.push(json!({ "set": set }));
             state = (dat, space, amode, which);
         }
         let (dat, space, amode, which) = state;
@@ -366,6 +482,8 @@ pub fn batch(seed: u64, index: usize, count: usize) -> (String, String) {
         let store = rng.pct(45);
         let data_space = match space {
             0 => which[0],
+            // AR mode: the space is the ALET's; any of them (or a real address).
+            1 => art_rng.below(5) as usize,
             2 => which[1],
             _ => which[2],
         };
