@@ -92,12 +92,14 @@ fn probe_agrees_with_the_memop_model() {
 
 // The random generator reaches every outcome of access-register translation (§5.3):
 // the ASCE, and each exception of the ALET, ALE and ASTE checks, and the fetch-only
-// ALE's protection (§8.4), so that the emulators see them all.
+// ALE's protection (§8.4), also through the primary ASTE's list (ALET P bit, CR5), so
+// that the emulators see them all.
 #[test]
 fn random_scenarios_reach_every_art_outcome() {
     use s390_gaccess::vcpu::Psw;
     let mut codes = std::collections::BTreeMap::<u16, usize>::new();
     let mut alc = 0;
+    let mut primary_list = 0;
     for p in random_plans(3, 10000, 2500, None).expect("plans") {
         for a in &p.accesses {
             let ar_mode = a.psw & Psw::DAT != 0 && (a.psw & Psw::AS_MASK) >> Psw::AS_SHIFT == 1;
@@ -105,6 +107,10 @@ fn random_scenarios_reach_every_art_outcome() {
                 continue;
             }
             *codes.entry(a.model.code).or_default() += 1;
+            // ALET bit 7 (P), §5.3: translated through CR5's list.
+            if a.alet & 0x0100_0000 != 0 && a.ar != 0 && a.model.code == 0 {
+                primary_list += 1;
+            }
             // TEID bits 60-61 (access-list controlled), §9.3.
             if a.model.code == 4 && a.model.teid.is_some_and(|t| t & 0xc == 0xc) {
                 alc += 1;
@@ -118,6 +124,10 @@ fn random_scenarios_reach_every_art_outcome() {
         );
     }
     assert!(alc > 0, "no access-list-controlled protection: {codes:?}");
+    assert!(
+        primary_list > 0,
+        "no access through the primary ASTE's list"
+    );
 }
 
 // Every departure in the code is documented, with its id, in docs/conformance.md.

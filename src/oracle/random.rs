@@ -5,10 +5,10 @@
 //! storage keys, and accesses (fetch and store of 1, 2, 4, 8 bytes, random keys, access
 //! register numbers, address-space modes, addressing modes, DAT on and off, CR0 LAP,
 //! FPO, SPO and EDAT bits), and for access-register mode the tables of
-//! access-register translation (§5.3.1): a DUCT (CR2) whose access list holds random
-//! ALEs (invalid, fetch-only, sequence numbers right or wrong) designating random
-//! ASTEs (invalid, sequence numbers, the batch's spaces or a real space), with random
-//! ALETs in the access registers.
+//! access-register translation (§5.3.1): a DUCT (CR2) and a primary ASTE (CR5) whose
+//! access list holds random ALEs (invalid, fetch-only, sequence numbers right or
+//! wrong) designating random ASTEs (invalid, sequence numbers, the batch's spaces or a
+//! real space), with random ALETs in the access registers.
 //!
 //! Each batch is a scenario file in the public format (JSON), so any batch can be
 //! saved and rerun (`--save-scenarios`). The same seed gives the same scenarios.
@@ -27,10 +27,12 @@ pub const TABLES: u64 = 0x80_0000;
 pub const TABLE_AREA: u64 = 0x18_0000;
 /// The data frames: `DATA .. MEMORY`.
 pub const DATA: u64 = 0x100_0000;
-/// The tables of access-register translation: the DUCT here, the access list at
-/// `+ ACCESS_LIST`, the ASTEs at `+ ASTES`. Between the last table area and `DATA`,
-/// where no mapping and no real access goes.
+/// The tables of access-register translation: the DUCT here, the primary ASTE (CR5,
+/// for ALETs with the P bit) at `+ PASTE`, the access list at `+ ACCESS_LIST`, the
+/// ASTEs at `+ ASTES`. Between the last table area and `DATA`, where no mapping and no
+/// real access goes.
 pub const ART: u64 = 0xF0_0000;
+const PASTE: u64 = 0x100;
 const ACCESS_LIST: u64 = 0x200;
 const ASTES: u64 = 0x400;
 /// ALEs in the access list (the ALL makes 8 to 32 of them valid ALENs).
@@ -104,17 +106,19 @@ struct AccessList {
 /// space. Drawn from `rng`, a generator of their own.
 fn art_tables(rng: &mut Rng, asces: &[u64], data: &mut Vec<Value>) -> AccessList {
     let u64s = |v: &[u64]| Value::Array(v.iter().map(|&x| hex(x)).collect());
-    let all = rng.below(4);
-    // DUCT word 4: the ALD.
-    let ald = (ART + ACCESS_LIST) | all;
-    data.push(json!({"at": hex(ART + 16), "hex": format!("{ald:08x}")}));
+    // Word 4 of the DUCT and of the primary ASTE: an ALD, both for the one access list
+    // but with lengths of their own.
+    for table in [ART, ART + PASTE] {
+        let ald = (ART + ACCESS_LIST) | rng.below(4);
+        data.push(json!({"at": hex(table + 16), "hex": format!("{ald:08x}")}));
+    }
     let mut astesn = Vec::new();
     for k in 0..ASTE_COUNT {
         let asce = match asces.get(k as usize) {
             Some(&a) => a,
             None => 0x20 | 3,
         };
-        let invalid = if rng.pct(10) { 1 << 63 } else { 0 };
+        let invalid = if rng.pct(20) { 1 << 63 } else { 0 };
         let sn = rng.below(8);
         astesn.push(sn);
         // Words 0-1 (I bit, AX...), the ASCE in words 2-3, the ASTESN in word 5.
@@ -141,12 +145,14 @@ fn art_tables(rng: &mut Rng, asces: &[u64], data: &mut Vec<Value>) -> AccessList
 
 impl AccessList {
     /// A random ALET: 0 or 1 (the primary and secondary spaces), one naming an ALE
-    /// with its ALESN or another, an ALEN beyond the list, or bits 0-6 set.
+    /// with its ALESN or another, an ALEN beyond the list, or bits 0-6 set; a tenth
+    /// with the P bit (the primary ASTE's list).
     fn alet(&self, rng: &mut Rng) -> u32 {
-        match rng.below(20) {
+        let p = if rng.pct(10) { 0x0100_0000 } else { 0 };
+        p | match rng.below(20) {
             0 | 1 => 0,
             2 => 1,
-            // Bits 0-6 (not bit 7, which would read the PASTE's list through CR5).
+            // Bits 0-6.
             3 => 0x0200_0000 << rng.below(7) | rng.below(ALES) as u32,
             _ => {
                 let alen = rng.below(ALES + 4);
@@ -451,7 +457,7 @@ pub fn batch(seed: u64, index: usize, count: usize) -> (String, String) {
                     cr0 |= 1 << (63 - bit);
                 }
             }
-            let mut cr = json!({"0": hex(cr0), "2": hex(ART)});
+            let mut cr = json!({"0": hex(cr0), "2": hex(ART), "5": hex(ART + PASTE)});
             let mut which = [0usize; 3];
             for (j, r) in ["1", "7", "13"].iter().enumerate() {
                 which[j] = rng.below(5) as usize;
