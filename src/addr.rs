@@ -15,6 +15,18 @@ pub const fn bit32(n: u32) -> u32 {
     1u32 << (31 - n)
 }
 
+/// The positions of the one bits of `word`, lowest first (host numbering: 0 is the
+/// least significant), for walking the bitmaps the model keeps of its own state.
+pub(crate) fn set_bits(mut word: u64) -> impl Iterator<Item = u32> {
+    core::iter::from_fn(move || {
+        (word != 0).then(|| {
+            let b = word.trailing_zeros();
+            word &= word - 1;
+            b
+        })
+    })
+}
+
 /// Size of a 4 KiB page frame.
 pub const PAGE_SIZE: u64 = 4096;
 /// Mask of the byte index within a 4 KiB page.
@@ -81,6 +93,14 @@ address_type!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_bits_lists_the_ones_lowest_first() {
+        assert_eq!(set_bits(0).count(), 0);
+        assert_eq!(set_bits(0b1010_0001).collect::<Vec<_>>(), [0, 5, 7]);
+        assert_eq!(set_bits(1 << 63 | 1).collect::<Vec<_>>(), [0, 63]);
+        assert_eq!(set_bits(u64::MAX).count(), 64);
+    }
 
     #[test]
     fn ibm_bit_numbering() {

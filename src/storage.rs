@@ -25,7 +25,7 @@
 //! it reads any entry, and a writer changes the generation only after its data store,
 //! so an entry recorded under a generation that a writer has since replaced is dead.
 
-use crate::addr::{AbsoluteAddress, PAGE_SIZE};
+use crate::addr::{AbsoluteAddress, PAGE_SIZE, set_bits};
 use crate::keys::StorageKey;
 use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering, fence};
 use memmap2::{MmapOptions, MmapRaw};
@@ -700,10 +700,8 @@ impl GuestStorage {
             let frames = s.size / PAGE_SIZE;
             // Only key pages ever written can hold a non-zero key (`Memslot::touched`).
             for (w, word) in s.touched.iter().enumerate() {
-                let mut pages = word.load(Ordering::SeqCst);
-                while pages != 0 {
-                    let page = w as u64 * 64 + u64::from(pages.trailing_zeros());
-                    pages &= pages - 1;
+                for b in set_bits(word.load(Ordering::SeqCst)) {
+                    let page = w as u64 * 64 + u64::from(b);
                     let first = page * FRAMES_PER_KEY_PAGE;
                     for i in first..frames.min(first + FRAMES_PER_KEY_PAGE) {
                         let cell = s.key_cell(s.start + i * PAGE_SIZE);

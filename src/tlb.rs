@@ -63,11 +63,11 @@ const _: () = assert!(
         == 7
 );
 
-/// Whether `Entry::abs` word `abs` refuses `mode` (its deny bit is set). The bits
-/// are in the low byte: a byte test against the mode in memory.
+/// Whether `Entry::abs` word `abs` refuses `mode` (its [`mode_bit`] is set). The deny
+/// bits are in the low byte: tested as a byte, against the mode in memory.
 #[inline(always)]
 const fn refuses(abs: u64, mode: AccessMode) -> bool {
-    (abs as u8) & (mode as u8) != 0
+    (abs as u8) & (mode_bit(mode) as u8) != 0
 }
 
 // An entry's `ctl` is the walk context's control word (prefix, EDAT-1, EDAT-2, IEP:

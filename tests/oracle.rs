@@ -96,14 +96,12 @@ fn probe_agrees_with_the_memop_model() {
 // that the emulators see them all.
 #[test]
 fn random_scenarios_reach_every_art_outcome() {
-    use s390_gaccess::vcpu::Psw;
     let mut codes = std::collections::BTreeMap::<u16, usize>::new();
     let mut alc = 0;
     let mut primary_list = 0;
     for p in random_plans(3, 10000, 2500, None).expect("plans") {
         for a in &p.accesses {
-            let ar_mode = a.psw & Psw::DAT != 0 && (a.psw & Psw::AS_MASK) >> Psw::AS_SHIFT == 1;
-            if !ar_mode {
+            if !a.ar_mode() {
                 continue;
             }
             *codes.entry(a.model.code).or_default() += 1;

@@ -150,12 +150,6 @@ impl Ctx<'_> {
         }
     }
 
-    fn ar_mode(&self) -> bool {
-        let psw = self.access.psw;
-        psw & crate::vcpu::Psw::DAT != 0
-            && (psw & crate::vcpu::Psw::AS_MASK) >> crate::vcpu::Psw::AS_SHIFT == 1
-    }
-
     fn model_lap(&self) -> bool {
         self.model.code == 4 && self.model.teid.is_some_and(|t| t & Teid::B56 != 0)
     }
@@ -405,7 +399,7 @@ pub const DEPARTURES: &[Departure] = &[
                     _ => 1,
                 }
             };
-            c.ar_mode()
+            c.access.ar_mode()
                 && c.model.teid.map(|t| t & Teid::AS_MASK) == Some(1)
                 && c.emu.teid.map(|t| t & Teid::AS_MASK) == Some(used)
         },
@@ -419,7 +413,9 @@ pub const DEPARTURES: &[Departure] = &[
         test: |c| {
             let alc = c.model.code == 4
                 && c.model.teid.map(Ctx::prot_bits) == Some(Teid::B60 | Teid::B61);
-            c.ar_mode() && alc && matches!(c.emu.code, 0x05 | 0x10 | 0x11 | 0x12 | 0x38..=0x3B)
+            c.access.ar_mode()
+                && alc
+                && matches!(c.emu.code, 0x05 | 0x10 | 0x11 | 0x12 | 0x38..=0x3B)
         },
     },
     Departure {
@@ -429,7 +425,10 @@ pub const DEPARTURES: &[Departure] = &[
         fields: &[Field::Code],
         summary: "Through a fetch-only ALE, Hercules 3.13 treats the space as private for the common-segment check: a translation-specification exception for a segment entry with the CS bit, also on a fetch and with a non-private ASCE. The kernel checks the private-space control of the ASCE alone (§9.1, §11 item 3).",
         test: |c| {
-            c.ar_mode() && c.access.ar_fetch_only && c.emu.code == 0x12 && c.model.code != 0x12
+            c.access.ar_mode()
+                && c.access.ar_fetch_only
+                && c.emu.code == 0x12
+                && c.model.code != 0x12
         },
     },
     Departure {
@@ -438,7 +437,7 @@ pub const DEPARTURES: &[Departure] = &[
         class: Class::Kernel,
         fields: &[Field::AccessId],
         summary: "The kernel stores the memop's ar as exception access id for every DAT and protection exception, also outside access-register mode (§9.3, §11 item 10); the architecture defines the field only in AR mode, and Hercules stores other values there.",
-        test: |c| !c.ar_mode() && c.model.eaid.is_some() && c.emu.eaid.is_some(),
+        test: |c| !c.access.ar_mode() && c.model.eaid.is_some() && c.emu.eaid.is_some(),
     },
     Departure {
         id: "qemu-teid-on-translation-specification",

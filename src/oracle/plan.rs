@@ -116,6 +116,11 @@ impl Access {
             | (u64::from(self.key & 0xf) << Psw::KEY_SHIFT)
     }
 
+    /// Whether the access is in access-register mode (DAT on, PSW AS 01).
+    pub fn ar_mode(&self) -> bool {
+        self.psw & Psw::DAT != 0 && (self.psw & Psw::AS_MASK) >> Psw::AS_SHIFT == 1
+    }
+
     /// One line describing the access.
     pub fn describe(&self) -> String {
         let dat = self.psw & Psw::DAT != 0;

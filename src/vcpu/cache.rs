@@ -10,6 +10,7 @@
 //! docs/performance.md).
 #![forbid(unsafe_code)]
 
+use crate::addr::set_bits;
 use core::cell::Cell;
 
 /// Number of entries (a power of two).
@@ -118,11 +119,8 @@ impl TranslationCache {
     /// Empty the entries filled since the generation was last set.
     fn clear_filled(&self) {
         for (w, word) in self.filled.iter().enumerate() {
-            let mut bits = word.replace(0);
-            while bits != 0 {
-                let i = w * 64 + bits.trailing_zeros() as usize;
-                self.entries[i].write(&Snapshot::default());
-                bits &= bits - 1;
+            for b in set_bits(word.replace(0)) {
+                self.entries[w * 64 + b as usize].write(&Snapshot::default());
             }
         }
     }
