@@ -651,7 +651,9 @@ fn walk_from<const DT: usize, S: EntrySource>(
         region_bits |= e;
         addr = (e & RegionTableEntry::ORIGIN).wrapping_add(TableLevel::Segment.index(v) * 8);
     }
-    let region_prot = ctx.edat1() && region_bits & P != 0;
+    // The upper entries' P bits count only with EDAT-1 (§11 item 5), tested where a
+    // translation ends: no flag stays live across the last reads (fewer spills).
+    let region_p = || if ctx.edat1() { region_bits & P } else { 0 };
     let ste = fetch!(TableLevel::Segment);
     if ste & SEGMENT_CHECKED != 0 {
         let entry = SegmentTableEntry(ste);
@@ -665,7 +667,7 @@ fn walk_from<const DT: usize, S: EntrySource>(
             return Err(Pgm::TRANSLATION_SPECIFICATION.into());
         }
         if entry.fc() && ctx.edat1() {
-            let dat_prot = region_prot || ste & P != 0;
+            let dat_prot = (region_p() | (ste & P)) != 0;
             let r = (ste & SegmentTableEntry::SFAA) | (v & 0xF_FFFF);
             return finish(
                 storage,
@@ -683,7 +685,7 @@ fn walk_from<const DT: usize, S: EntrySource>(
         }
         return Err(Pgm::TRANSLATION_SPECIFICATION.into());
     }
-    let dat_prot = region_prot || (ste | pte) & P != 0;
+    let dat_prot = (region_p() | ((ste | pte) & P)) != 0;
     let r = (pte & PageTableEntry::PFRA) | (v & 0xFFF);
     let a = prefixed(r, ctx.prefix());
     finish(
