@@ -262,11 +262,15 @@ fn check_asce<const DT: usize>(asce: Asce, v: u64) -> Result<u32, Pgm> {
         Pgm::REGION_FIRST_TRANSLATION,
     ];
     let shift = 20 + 11 * DT as u32;
-    // Two shifts: for a region-first table the bits above are none (v >> 64).
-    if (v >> shift) >> 11 != 0 {
-        return Err(Pgm::ASCE_TYPE);
-    }
-    if (v >> (shift + 9)) & 3 > asce.tl() {
+    // One compare for both in the common case: the index's leftmost two bits with
+    // every bit above them are at most TL (at most 3) only if those bits above are
+    // zero and the two bits pass. Either failing is then told apart in the kernel's
+    // order, the ASCE type first.
+    let top = v >> (shift + 9);
+    if top > asce.tl() {
+        if top >> 2 != 0 {
+            return Err(Pgm::ASCE_TYPE);
+        }
         return Err(LENGTH_CODES[DT]);
     }
     Ok(shift)
