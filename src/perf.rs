@@ -519,7 +519,7 @@ fn print_text(r: &Report) {
         s.enable_keys_ms
     );
     println!(
-        "targets: for a translation with its walk context given (the -engine and cache-hit-lookup/-address rows); rows without one add work no target covers; the issue's measure is criterion's median (cargo bench --bench translation)"
+        "translation targets: for a translation with its walk context given (the -engine and cache-hit-lookup/-address rows); the translate_fragment rows also build the context on every call and carry none; the targets' own measure is criterion's median (cargo bench --bench translation)"
     );
     println!("total {:.1} s", r.seconds);
 }
