@@ -46,6 +46,17 @@ pub mod alet {
     pub const P: u32 = 0x0100_0000;
 }
 
+/// ALE word 0 flags (§5.3.1).
+pub mod ale {
+    use crate::addr::bit;
+    /// ALE-invalid bit (bit 0).
+    pub const INVALID: u64 = bit(0);
+    /// Fetch-only bit (bit 6): a store through the ALE is refused (§8.4).
+    pub const FETCH_ONLY: u64 = bit(6);
+    /// Private bit (bit 7): the authority check applies.
+    pub const PRIVATE: u64 = bit(7);
+}
+
 /// Read `N` bytes at a real address (§5.3.1): prefixing, then PGM 5 outside memory.
 /// The structures read here are naturally aligned, so one fragment suffices.
 fn read_real<const N: usize>(
@@ -112,9 +123,9 @@ pub fn ar_translation(
     let (ale_abs, b) = read_real::<16>(storage, vcpu, ale_addr)?;
     let (w0, w1) = (dw(&b, 0), dw(&b, 1));
     trace.ale = Some((ale_abs, [w0, w1]));
-    let ale_invalid = w0 & (1 << 63) != 0;
-    let ale_fetch_only = w0 & (1 << 57) != 0;
-    let ale_private = w0 & (1 << 56) != 0;
+    let ale_invalid = w0 & ale::INVALID != 0;
+    let ale_fetch_only = w0 & ale::FETCH_ONLY != 0;
+    let ale_private = w0 & ale::PRIVATE != 0;
     let ale_alesn = (w0 >> 48) & 0xFF;
     let ale_aleax = (w0 >> 32) & 0xFFFF;
     let ale_asteo = (w1 >> 38) & 0x1FF_FFFF;

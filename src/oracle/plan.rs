@@ -20,7 +20,7 @@ use super::emulator::Backend;
 use super::machine::{self, Machine};
 use super::probe::{Outcome, Probe, Rules, probe};
 use crate::addr::AbsoluteAddress;
-use crate::dat::art::{ArtTrace, ar_translation};
+use crate::dat::art::{ArtTrace, ale, ar_translation};
 use crate::dat::{PageTableEntry, RegionTableEntry, SegmentTableEntry, TableLevel};
 use crate::exception::AccessMode;
 use crate::memop::{self, MemOp};
@@ -962,8 +962,7 @@ fn run_access(
         };
         let mut trace = ArtTrace::default();
         let asce = ar_translation(m.vm.storage(), v, ar, mode, &mut trace).ok();
-        // ALE word 0 bit 6: fetch-only.
-        let fetch_only = trace.ale.is_some_and(|(_, w)| w[0] & (1 << 57) != 0);
+        let fetch_only = trace.ale.is_some_and(|(_, w)| w[0] & ale::FETCH_ONLY != 0);
         (asce.map(|a| a.0), fetch_only)
     } else {
         (None, false)

@@ -14,6 +14,7 @@
 //! saved and rerun (`--save-scenarios`). The same seed gives the same scenarios.
 #![forbid(unsafe_code)]
 
+use crate::dat::art::ale;
 use crate::dat::{Asce, DesignationType};
 use crate::scenario::{Format, Scenario, parse_str};
 use serde_json::{Value, json};
@@ -82,17 +83,11 @@ fn hex(v: u64) -> Value {
     Value::String(format!("{v:#x}"))
 }
 
-const TYPES: [(&str, u32); 4] = [
-    ("region-first", 64),
-    ("region-second", 53),
-    ("region-third", 42),
-    ("segment", 31),
-];
-const DESIGNATION_TYPES: [DesignationType; 4] = [
-    DesignationType::RegionFirst,
-    DesignationType::RegionSecond,
-    DesignationType::RegionThird,
-    DesignationType::Segment,
+const TYPES: [(DesignationType, u32); 4] = [
+    (DesignationType::RegionFirst, 64),
+    (DesignationType::RegionSecond, 53),
+    (DesignationType::RegionThird, 42),
+    (DesignationType::Segment, 31),
 ];
 
 /// The ALESN of each ALE of a batch's access list.
@@ -116,7 +111,7 @@ fn art_tables(rng: &mut Rng, asces: &[u64], data: &mut Vec<Value>) -> AccessList
     for k in 0..ASTE_COUNT {
         let asce = match asces.get(k as usize) {
             Some(&a) => a,
-            None => 0x20 | 3,
+            None => Asce::R | 3,
         };
         let invalid = if rng.pct(20) { 1 << 63 } else { 0 };
         let sn = rng.below(8);
@@ -129,9 +124,9 @@ fn art_tables(rng: &mut Rng, asces: &[u64], data: &mut Vec<Value>) -> AccessList
         let k = rng.below(ASTE_COUNT);
         let sn = rng.below(4) as u8;
         alesn.push(sn);
-        let invalid = if rng.pct(15) { 0x80 } else { 0 };
-        let fetch_only = if rng.pct(20) { 0x02 } else { 0 };
-        let word0 = (invalid | fetch_only) << 56 | u64::from(sn) << 48;
+        let invalid = if rng.pct(15) { ale::INVALID } else { 0 };
+        let fetch_only = if rng.pct(20) { ale::FETCH_ONLY } else { 0 };
+        let word0 = invalid | fetch_only | u64::from(sn) << 48;
         let aste_sn = if rng.pct(85) {
             astesn[k as usize]
         } else {
@@ -228,13 +223,13 @@ pub fn batch(seed: u64, index: usize, count: usize) -> (String, String) {
     // Data frames: 4 KiB frames from DATA up, 1 MiB frames from the top down.
     let mut next_large = MEMORY - (1 << 20);
     let mut asces = Vec::new();
-    for (i, &(ty, bits)) in TYPES.iter().enumerate() {
+    for (i, &(dt, bits)) in TYPES.iter().enumerate() {
         let tl = if rng.pct(70) { 3 } else { rng.below(4) };
         let private = rng.pct(25);
         asces.push(
             Asce::new(
                 TABLES + i as u64 * TABLE_AREA,
-                DESIGNATION_TYPES[i],
+                dt,
                 tl as u8,
                 if private { Asce::P } else { 0 },
             )
@@ -421,7 +416,7 @@ pub fn batch(seed: u64, index: usize, count: usize) -> (String, String) {
         }
         edits.sort_by_key(|e| std::cmp::Reverse(e.0));
         space_json.push(json!({
-            "name": format!("s{i}"), "type": ty, "tables": hex(TABLES + i as u64 * TABLE_AREA),
+            "name": format!("s{i}"), "type": dt.name(), "tables": hex(TABLES + i as u64 * TABLE_AREA),
             "tl": tl, "private": private, "map": maps,
             "edit": edits.into_iter().map(|e| e.1).collect::<Vec<_>>(),
         }));
